@@ -1,0 +1,127 @@
+"""The ``twogan`` command: a thin argparse layer over the package's public functions.
+
+Errors the user can fix (bad paths, images, stores, configs) print one line naming
+the file and the problem and exit with status 2; ``--debug`` shows the traceback.
+TensorFlow is imported only by the subcommands that need it.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .config import PRESETS, ConfigError
+from .images import ImageError
+
+USER_ERRORS: tuple[type[Exception], ...] = (ImageError, ConfigError, FileNotFoundError, ValueError)
+
+
+def _prepare(args: argparse.Namespace) -> None:
+    from .store import prepare_store
+
+    if (args.split is None) != (args.subset is None) and args.subset is not None:
+        raise ConfigError("--subset needs --split")
+    path = prepare_store(args.ir, args.vis, args.out, split=args.split, subset=args.subset or "train",
+                         patch_size=args.patch, stride=args.stride, progress=not args.quiet)
+    from .store import PatchStore
+
+    with PatchStore(path) as store:
+        print(f"{path}: {len(store)} patch pairs of {store.patch_size}x{store.patch_size} from {len(store.source_names)} image pairs")
+
+
+def resolve_config(args: argparse.Namespace):
+    """The preset with the command line's overrides applied (validated)."""
+    from .config import preset
+
+    overrides = {key: value for key, value in (("epochs", args.epochs), ("steps_per_epoch", args.steps_per_epoch),
+                                                ("batch_size", args.batch_size), ("seed", args.seed),
+                                                ("learning_rate", args.learning_rate), ("precision", args.precision))
+                 if value is not None}
+    if args.swap_second_layer:
+        overrides["swap_second_layer"] = True
+    return preset(args.preset).replace(train=overrides)
+
+
+def _train(args: argparse.Namespace) -> None:
+    config = resolve_config(args)
+    from .training import train
+
+    run = train(args.store, args.out, config, verbose=0 if args.quiet else "auto")
+    print(f"{run.root}: finished (g1/g2/g3 and d1/d2/d3 .keras, history_gan*.csv, logs/)")
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from .evaluate import evaluate_folders
+
+    metrics = None if args.metrics is None else [name.strip() for name in args.metrics.split(",") if name.strip()]
+    result = evaluate_folders(args.ir, args.vis, args.fused, args.out, metrics=metrics, convention=args.convention,
+                              progress=not args.quiet)
+    table = Path(args.out) / "metrics_mean.md"
+    print(table.read_text() if table.is_file() else result)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="twogan", description="Two-layer GAN for infrared + visible image fusion.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    prepare = commands.add_parser("prepare", help="cut IR/VIS image pairs into an HDF5 patch store")
+    prepare.add_argument("--ir", required=True, help="folder of infrared images")
+    prepare.add_argument("--vis", required=True, help="folder of visible images (same file names)")
+    prepare.add_argument("--out", required=True, help="output store, e.g. tno_train.h5")
+    prepare.add_argument("--split", help="JSON file listing pair names per subset (e.g. tno/split.json)")
+    prepare.add_argument("--subset", help="subset of --split to use (default train)")
+    prepare.add_argument("--patch", type=int, default=128, help="patch side in pixels (default 128)")
+    prepare.add_argument("--stride", type=int, default=12, help="patch stride in pixels (default 12)")
+    prepare.add_argument("--quiet", action="store_true", help="no progress bar")
+    prepare.set_defaults(handler=_prepare)
+
+    train = commands.add_parser("train", help="train the two-layer GAN (resumes an interrupted run)")
+    train.add_argument("--store", required=True, help="patch store made by `twogan prepare`")
+    train.add_argument("--out", required=True, help="run folder (rerun the same command to resume)")
+    train.add_argument("--preset", choices=PRESETS, default="paper", help="network widths and schedule (default paper)")
+    train.add_argument("--epochs", type=int, help="epochs per GAN")
+    train.add_argument("--steps-per-epoch", type=int, help="batches per epoch (default: one pass over the store)")
+    train.add_argument("--batch-size", type=int, help="patches per batch")
+    train.add_argument("--learning-rate", type=float, help="Adam learning rate")
+    train.add_argument("--seed", type=int, help="seed; also makes TensorFlow ops deterministic")
+    train.add_argument("--precision", choices=("float32", "mixed_bfloat16"), help="compute precision")
+    train.add_argument("--swap-second-layer", action="store_true", help="G3 takes I_VIR as input and I_IRV as ground truth")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.set_defaults(handler=_train)
+
+    evaluate = commands.add_parser("evaluate", help="the eight fusion metrics for folders of fused images")
+    evaluate.add_argument("--ir", required=True, help="folder of infrared images")
+    evaluate.add_argument("--vis", required=True, help="folder of visible images")
+    evaluate.add_argument("--fused", required=True, action="append", help="folder of fused images (repeatable: one method each)")
+    evaluate.add_argument("--out", required=True, help="folder for the CSV, Markdown and PNG results")
+    evaluate.add_argument("--metrics", help="comma-separated metric names (default: the paper's eight)")
+    evaluate.add_argument("--convention", choices=("matlab", "python"), default="matlab",
+                          help="metric definitions: the MATLAB reference toolboxes (default) or the common Python evaluator")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluate.set_defaults(handler=_evaluate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``twogan``; returns the exit status."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], None] = args.handler
+    try:
+        handler(args)
+    except USER_ERRORS as error:
+        if args.debug:
+            raise
+        print(f"twogan {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"twogan {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,253 @@
+"""Configuration as data: frozen, validated dataclasses, presets and JSON round trip.
+
+Every constant of the paper (SPEC sections 2-4) is a field here, so an ablation is a
+config change, and the resolved config is written beside every checkpoint.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FORMAT_VERSION = 1
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown or out of range; the message names it."""
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _positive_ints(name: str, values: tuple[int, ...], length: int | None = None) -> None:
+    _require(all(isinstance(v, int) and v > 0 for v in values), f"{name} must be positive integers, got {values}")
+    if length is not None:
+        _require(len(values) == length, f"{name} must have {length} entries, got {len(values)}")
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Generator G of SPEC section 2: four kxk conv+BN+LeakyReLU layers, a 1x1 conv, tanh.
+
+    ``input_mode="paired"`` feeds [primary, other] (FusionGAN's convention);
+    ``"single"`` is the literal reading of the paper (primary image only).
+    ``pad_mode="reflect"`` pads the input so the output keeps the input size;
+    ``"none"`` gives FusionGAN's shrinking valid convolutions.
+    """
+
+    widths: tuple[int, ...] = (256, 128, 64, 32)
+    kernel_sizes: tuple[int, ...] = (3, 3, 3, 3)
+    input_mode: str = "paired"
+    conv_bias: bool = True
+    pad_mode: str = "reflect"
+    spectral_norm: bool = False
+    leaky_slope: float = 0.2
+
+    def __post_init__(self) -> None:
+        _positive_ints("generator.widths", self.widths)
+        _positive_ints("generator.kernel_sizes", self.kernel_sizes, len(self.widths))
+        _require(all(k % 2 == 1 for k in self.kernel_sizes), f"generator.kernel_sizes must be odd, got {self.kernel_sizes}")
+        _require(self.input_mode in ("paired", "single"), f"generator.input_mode must be 'paired' or 'single', got {self.input_mode!r}")
+        _require(self.pad_mode in ("reflect", "none"), f"generator.pad_mode must be 'reflect' or 'none', got {self.pad_mode!r}")
+        _require(0.0 <= self.leaky_slope < 1.0, f"generator.leaky_slope must be in [0, 1), got {self.leaky_slope}")
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    """Discriminator D of SPEC section 2: stride-2 valid 3x3 convs, BN, LeakyReLU, one linear unit.
+
+    ``batch_norm_from`` is the index of the first conv layer with BatchNorm: 0 for
+    the paper ("from layer 1 to layer 4"), 1 for FusionGAN.
+    """
+
+    widths: tuple[int, ...] = (32, 64, 128, 256)
+    batch_norm_from: int = 0
+    spectral_norm: bool = False
+    leaky_slope: float = 0.2
+
+    def __post_init__(self) -> None:
+        _positive_ints("discriminator.widths", self.widths)
+        _require(0 <= self.batch_norm_from <= len(self.widths), f"discriminator.batch_norm_from must be in [0, {len(self.widths)}], got {self.batch_norm_from}")
+        _require(0.0 <= self.leaky_slope < 1.0, f"discriminator.leaky_slope must be in [0, 1), got {self.leaky_slope}")
+
+
+@dataclass(frozen=True)
+class LabelRange:
+    """A soft label drawn uniformly from [low, high] per sample (constant when equal)."""
+
+    low: float
+    high: float
+
+    def __post_init__(self) -> None:
+        _require(self.low <= self.high, f"label range low must not exceed high, got [{self.low}, {self.high}]")
+
+    @classmethod
+    def constant(cls, value: float) -> "LabelRange":
+        return cls(value, value)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Loss constants of SPEC section 3.
+
+    Defaults are the paper's: generator target l1 = 0.8, real label alpha = 0.8,
+    fake label beta = 0.2, gradient weight xi = 5 (FusionGAN).  The content weights
+    are lambda = 2 for the first layer and zeta = 100 for the second.
+    """
+
+    generator_target: LabelRange = field(default_factory=lambda: LabelRange.constant(0.8))
+    real_label: LabelRange = field(default_factory=lambda: LabelRange.constant(0.8))
+    fake_label: LabelRange = field(default_factory=lambda: LabelRange.constant(0.2))
+    gradient_weight: float = 5.0
+    first_layer_content_weight: float = 2.0
+    second_layer_content_weight: float = 100.0
+
+    def __post_init__(self) -> None:
+        for name in ("gradient_weight", "first_layer_content_weight", "second_layer_content_weight"):
+            _require(getattr(self, name) >= 0, f"loss.{name} must be >= 0, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training protocol of SPEC section 4.
+
+    ``steps_per_epoch=None`` means one pass over the store.  ``swap_second_layer``
+    feeds [I_VIR, I_IRV] to G3 with I_IRV as D3's real image (the paper's variant).
+    ``precision`` is ``float32`` or ``mixed_bfloat16`` (bf16 compute, float32
+    variables and losses).
+    """
+
+    learning_rate: float = 1e-4
+    batch_size: int = 32
+    epochs: int = 10
+    steps_per_epoch: int | None = None
+    discriminator_steps: int = 2
+    seed: int | None = None
+    swap_second_layer: bool = False
+    precision: str = "float32"
+    shuffle_window: int = 8
+
+    def __post_init__(self) -> None:
+        _require(self.learning_rate > 0, f"train.learning_rate must be > 0, got {self.learning_rate}")
+        for name in ("batch_size", "epochs", "discriminator_steps", "shuffle_window"):
+            value = getattr(self, name)
+            _require(isinstance(value, int) and value > 0, f"train.{name} must be a positive integer, got {value!r}")
+        _require(self.steps_per_epoch is None or (isinstance(self.steps_per_epoch, int) and self.steps_per_epoch > 0),
+                 f"train.steps_per_epoch must be a positive integer or None, got {self.steps_per_epoch!r}")
+        _require(self.seed is None or isinstance(self.seed, int), f"train.seed must be an integer or None, got {self.seed!r}")
+        _require(self.precision in ("float32", "mixed_bfloat16"), f"train.precision must be 'float32' or 'mixed_bfloat16', got {self.precision!r}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Patch extraction of SPEC sections 4 and 10: 128x128 patches at stride 12."""
+
+    patch_size: int = 128
+    stride: int = 12
+
+    def __post_init__(self) -> None:
+        for name in ("patch_size", "stride"):
+            value = getattr(self, name)
+            _require(isinstance(value, int) and value > 0, f"data.{name} must be a positive integer, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TwoGanConfig:
+    """Everything that defines a two-layer GAN run; written as ``config.json``."""
+
+    preset: str = "paper"
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    format_version: int = FORMAT_VERSION
+
+    def replace(self, **sections: Any) -> "TwoGanConfig":
+        """A copy with whole sections replaced, or with ``train=dict(...)`` updates merged in."""
+        updates = {}
+        for name, value in sections.items():
+            current = getattr(self, name)
+            updates[name] = dataclasses.replace(current, **value) if isinstance(value, dict) else value
+        return dataclasses.replace(self, **updates)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TwoGanConfig":
+        """Rebuild a config, rejecting unknown keys and values with their names."""
+        return _from_dict(cls, data, "config")
+
+    def to_json(self, path: str | os.PathLike) -> Path:
+        from .images import atomic_path
+
+        temporary, target = atomic_path(path)
+        temporary.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        os.replace(temporary, target)
+        return target
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> "TwoGanConfig":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ConfigError(f"{path}: cannot read config ({error})") from None
+        try:
+            return cls.from_dict(data)
+        except ConfigError as error:
+            raise ConfigError(f"{path}: {error}") from None
+
+
+def _from_dict(cls: type, data: Any, where: str) -> Any:
+    """Build dataclass ``cls`` from plain JSON data, recursing into nested dataclasses."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be an object, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown {where} key(s): {', '.join(unknown)}")
+    values = {}
+    for name, value in data.items():
+        default = fields[name].default_factory() if fields[name].default_factory is not dataclasses.MISSING else fields[name].default
+        if dataclasses.is_dataclass(default):
+            values[name] = _from_dict(type(default), value, f"{where}.{name}")
+        elif isinstance(default, tuple):
+            values[name] = tuple(value)
+        else:
+            values[name] = value
+    try:
+        return cls(**values)
+    except TypeError as error:
+        raise ConfigError(f"{where}: {error}") from None
+
+
+LITE_GENERATOR = GeneratorConfig(widths=(32, 32, 16, 16))
+LITE_DISCRIMINATOR = DiscriminatorConfig(widths=(16, 32, 32, 64))
+
+
+def preset(name: str) -> TwoGanConfig:
+    """The named preset: ``paper`` (SPEC section 4, a GPU job) or ``lite`` (trains on a 2-core CPU).
+
+    ``lite`` keeps the paper's architecture shape, losses, patching and optimiser
+    but uses narrow networks and a short schedule (see README, "Presets").
+    """
+    if name == "paper":
+        return TwoGanConfig(preset="paper")
+    if name == "lite":
+        return TwoGanConfig(
+            preset="lite",
+            generator=LITE_GENERATOR,
+            discriminator=LITE_DISCRIMINATOR,
+            train=TrainConfig(learning_rate=5e-4, epochs=8, steps_per_epoch=100, seed=0),
+        )
+    raise ConfigError(f"unknown preset {name!r} (choose 'paper' or 'lite')")
+
+
+PRESETS = ("paper", "lite")

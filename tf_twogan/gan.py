@@ -1,0 +1,169 @@
+"""One generator/discriminator pair as a Keras model with a custom ``train_step``.
+
+Follows the keras-io GAN examples: the pair receives its two networks and
+hyper-parameters in ``__init__``, ``compile()`` takes one optimizer per network,
+``Mean`` trackers are exposed through ``metrics`` so Keras resets them each epoch, and
+randomness (soft labels) comes from a seeded ``keras.random.SeedGenerator``.
+
+A batch is a dict of uint8 patches keyed by kind (``ir``, ``vis``, ``irv``, ``vir``);
+:class:`PairRoles` says which kinds feed the generator, the content targets and the
+discriminator's real side.  When the generator shrinks its input (FusionGAN's valid
+convolutions), the targets are centre-cropped to the generator's output size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from . import losses
+from .config import LabelRange, LossConfig
+from .models import Discriminator, Generator
+
+
+@dataclass(frozen=True)
+class PairRoles:
+    """Which patch kinds play which part in one GAN (SPEC section 3 table)."""
+
+    name: str
+    inputs: tuple[str, str]
+    intensity_target: str
+    gradient_target: str
+    real: str
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.inputs, self.intensity_target, self.gradient_target, self.real)))
+
+
+GAN1 = PairRoles("gan1", ("ir", "vis"), intensity_target="ir", gradient_target="vis", real="vis")
+GAN2 = PairRoles("gan2", ("vis", "ir"), intensity_target="vis", gradient_target="ir", real="ir")
+GAN3 = PairRoles("gan3", ("irv", "vir"), intensity_target="irv", gradient_target="vir", real="vir")
+GAN3_SWAPPED = PairRoles("gan3", ("vir", "irv"), intensity_target="vir", gradient_target="irv", real="irv")
+
+
+def to_unit_range(patches: tf.Tensor) -> tf.Tensor:
+    """uint8 0..255 -> float32 [-1, 1] as (x - 127.5) / 127.5 (SPEC section 2)."""
+    return (tf.cast(patches, tf.float32) - 127.5) / 127.5
+
+
+def center_crop(images: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+    """Centre crop (N, H, W, C) images to (N, size[0], size[1], C)."""
+    offset = (tf.shape(images)[1:3] - size) // 2
+    return images[:, offset[0]:offset[0] + size[0], offset[1]:offset[1] + size[1], :]
+
+
+class AdversarialPair(keras.Model):
+    """A generator and its discriminator trained by least squares against soft labels.
+
+    Per batch: ``discriminator_steps`` updates of D (two in the paper and
+    FusionGAN), then one update of G.  G is evaluated once for the D updates (it
+    does not change between them).
+
+    Args:
+        generator: a :class:`~tf_twogan.models.Generator`.
+        discriminator: a :class:`~tf_twogan.models.Discriminator`.
+        roles: the :class:`PairRoles` of this GAN.
+        content_weight: lambda (2) for the first layer, zeta (100) for the second.
+        loss: the :class:`~tf_twogan.config.LossConfig` (labels l1, alpha, beta; xi).
+        discriminator_steps: D updates per G update.
+        seed: seed of the soft-label generator.
+
+    Example:
+        >>> pair = AdversarialPair(Generator(), Discriminator(), GAN1, content_weight=2.0)
+        >>> pair.compile(keras.optimizers.Adam(1e-4), keras.optimizers.Adam(1e-4))
+        >>> pair.fit(PatchStream("store.h5", GAN1.kinds, 32).dataset(), epochs=10, steps_per_epoch=1150)
+
+    The pair itself is not saved: its generator and discriminator are (``g1.keras``,
+    ``d1.keras``, ...), and BackupAndRestore keeps the whole training state.
+
+    Reference: Chen, Han & Tian 2021, section 3.3; Ma et al. 2019 (FusionGAN).
+    """
+
+    def __init__(self, generator: Generator, discriminator: Discriminator, roles: PairRoles, content_weight: float,
+                 loss: LossConfig | None = None, discriminator_steps: int = 2, seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(name=kwargs.pop("name", roles.name), **kwargs)
+        self.generator, self.discriminator, self.roles = generator, discriminator, roles
+        self.content_weight = float(content_weight)
+        self.loss_config = loss or LossConfig()
+        self.discriminator_steps = int(discriminator_steps)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        names = ("d_loss", "d_real", "d_fake", "g_loss", "g_adversarial", "g_content", "g_intensity", "g_gradient")
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+
+    def compile(self, generator_optimizer: keras.optimizers.Optimizer, discriminator_optimizer: keras.optimizers.Optimizer, **kwargs: Any) -> None:
+        super().compile(**kwargs)
+        self.generator_optimizer = generator_optimizer
+        self.discriminator_optimizer = discriminator_optimizer
+
+    @property
+    def metrics(self) -> list[keras.metrics.Metric]:
+        return list(self.trackers.values())
+
+    def call(self, inputs: tf.Tensor, training: bool = False) -> tf.Tensor:
+        return self.generator(inputs, training=training)
+
+    def build(self, input_shape: Any = None) -> None:
+        self.generator.build()
+        self.discriminator.build()
+        self.built = True
+
+    def _labels(self, label: LabelRange, batch: tf.Tensor) -> tf.Tensor | float:
+        if label.low == label.high:
+            return label.low
+        return keras.random.uniform((batch, 1), label.low, label.high, seed=self.seed_generator)
+
+    def _unpack(self, data: dict[str, tf.Tensor]) -> tuple[tf.Tensor, ...]:
+        """Scale to [-1, 1]; generator input, then targets cropped to the output size."""
+        scaled = {kind: to_unit_range(data[kind]) for kind in self.roles.kinds}
+        inputs = tf.concat([scaled[kind] for kind in self.roles.inputs], axis=-1)
+        out_size = tf.shape(inputs)[1:3] - (0 if self.generator.settings.pad_mode == "reflect" else 2 * self.generator.margin)
+        crop = {kind: center_crop(scaled[kind], out_size) for kind in
+                (self.roles.intensity_target, self.roles.gradient_target, self.roles.real)}
+        return inputs, crop[self.roles.intensity_target], crop[self.roles.gradient_target], crop[self.roles.real]
+
+    def _generator_losses(self, fused: tf.Tensor, fake_scores: tf.Tensor, intensity: tf.Tensor, gradient: tf.Tensor) -> dict[str, tf.Tensor]:
+        cfg = self.loss_config
+        fused = tf.cast(fused, tf.float32)
+        intensity_term = losses.intensity_term(fused, intensity)
+        gradient_term = losses.gradient_term(fused, gradient)
+        content = intensity_term + cfg.gradient_weight * gradient_term
+        adversarial = losses.generator_adversarial_loss(tf.cast(fake_scores, tf.float32), self._labels(cfg.generator_target, tf.shape(fused)[0]))
+        return {"g_loss": adversarial + self.content_weight * content, "g_adversarial": adversarial,
+                "g_content": content, "g_intensity": intensity_term, "g_gradient": gradient_term}
+
+    def _discriminator_losses(self, real_scores: tf.Tensor, fake_scores: tf.Tensor) -> dict[str, tf.Tensor]:
+        batch = tf.shape(real_scores)[0]
+        real_term, fake_term = losses.discriminator_loss(
+            tf.cast(real_scores, tf.float32), tf.cast(fake_scores, tf.float32),
+            self._labels(self.loss_config.real_label, batch), self._labels(self.loss_config.fake_label, batch))
+        return {"d_loss": real_term + fake_term, "d_real": real_term, "d_fake": fake_term}
+
+    def train_step(self, data: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        inputs, intensity, gradient, real = self._unpack(data)
+        fused = tf.stop_gradient(self.generator(inputs, training=True))
+        for _ in range(self.discriminator_steps):
+            with tf.GradientTape() as tape:
+                d_terms = self._discriminator_losses(self.discriminator(real, training=True), self.discriminator(fused, training=True))
+            d_vars = self.discriminator.trainable_variables
+            self.discriminator_optimizer.apply_gradients(zip(tape.gradient(d_terms["d_loss"], d_vars), d_vars))
+        with tf.GradientTape() as tape:
+            fused = self.generator(inputs, training=True)
+            g_terms = self._generator_losses(fused, self.discriminator(fused, training=True), intensity, gradient)
+        g_vars = self.generator.trainable_variables
+        self.generator_optimizer.apply_gradients(zip(tape.gradient(g_terms["g_loss"], g_vars), g_vars))
+        return self._track({**d_terms, **g_terms})
+
+    def test_step(self, data: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        inputs, intensity, gradient, real = self._unpack(data)
+        fused = self.generator(inputs, training=False)
+        fake_scores = self.discriminator(fused, training=False)
+        d_terms = self._discriminator_losses(self.discriminator(real, training=False), fake_scores)
+        return self._track({**d_terms, **self._generator_losses(fused, fake_scores, intensity, gradient)})
+
+    def _track(self, values: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        for name, value in values.items():
+            self.trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}

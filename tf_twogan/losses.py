@@ -1,0 +1,47 @@
+"""Loss functions of SPEC section 3 (the paper's equations, reconstructed).
+
+Notation: N batch size, S = H * W pixels, ||.||_F the Frobenius norm, grad the
+Laplacian [[0, 1, 0], [1, -4, 1], [0, 1, 0]] with zero 'same' padding (FusionGAN's
+gradient operator).  Images are float tensors (N, H, W, 1); scores are (N, 1).
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+LAPLACIAN_KERNEL = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
+
+
+def laplacian(images: tf.Tensor) -> tf.Tensor:
+    """The gradient operator grad: a 3x3 Laplacian with zero 'same' padding."""
+    kernel = tf.constant(LAPLACIAN_KERNEL, dtype=images.dtype)[:, :, None, None]
+    return tf.nn.conv2d(images, kernel, strides=1, padding="SAME")
+
+
+def intensity_term(image: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """(1/N) sum_n (1/S) ||I_n - T_n||_F^2, the mean squared intensity difference."""
+    return tf.reduce_mean(tf.square(image - target))
+
+
+def gradient_term(image: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """(1/N) sum_n (1/S) ||grad I_n - grad T_n||_F^2."""
+    return tf.reduce_mean(tf.square(laplacian(image) - laplacian(target)))
+
+
+def content_loss(image: tf.Tensor, intensity_target: tf.Tensor, gradient_target: tf.Tensor, gradient_weight: float = 5.0) -> tf.Tensor:
+    """content(I; T_int, T_grad) = (1/S)(||I - T_int||_F^2 + xi ||grad I - grad T_grad||_F^2), batch mean."""
+    return intensity_term(image, intensity_target) + gradient_weight * gradient_term(image, gradient_target)
+
+
+def generator_adversarial_loss(fake_scores: tf.Tensor, target: tf.Tensor | float = 0.8) -> tf.Tensor:
+    """(1/N) sum (D(I) - l1)^2: the generator wants its images scored as l1."""
+    return tf.reduce_mean(tf.square(fake_scores - target))
+
+
+def discriminator_loss(
+    real_scores: tf.Tensor, fake_scores: tf.Tensor, real_label: tf.Tensor | float = 0.8, fake_label: tf.Tensor | float = 0.2
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """The two terms of loss_D: (1/N) sum (D(I_gt) - alpha)^2 and (1/N) sum (D(I_f) - beta)^2.
+
+    Returned separately so both can be tracked; loss_D is their sum.
+    """
+    return tf.reduce_mean(tf.square(real_scores - real_label)), tf.reduce_mean(tf.square(fake_scores - fake_label))

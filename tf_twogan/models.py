@@ -1,0 +1,203 @@
+"""The generator and discriminator networks (SPEC section 2), as Keras subclassed models.
+
+Both classes are registered for safe ``.keras`` loading and carry every constructor
+argument in ``get_config``.  The generator keeps the reflect padding and the valid
+conv stack separate (:meth:`Generator.pad`, :meth:`Generator.conv_stack`) so that
+inference can pad a whole image once and run the stack over overlapping tiles.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+from .config import DiscriminatorConfig, GeneratorConfig
+
+# FusionGAN's tf.contrib batch_norm settings (decay 0.9, epsilon 1e-5).
+BATCH_NORM_MOMENTUM = 0.9
+BATCH_NORM_EPSILON = 1e-5
+
+
+def _conv(filters: int, kernel_size: int, strides: int, use_bias: bool, spectral_norm: bool, name: str, **kwargs: Any) -> layers.Layer:
+    conv = layers.Conv2D(filters, kernel_size, strides=strides, padding="valid", use_bias=use_bias,
+                         kernel_initializer=keras.initializers.TruncatedNormal(stddev=1e-3), name=name, **kwargs)
+    return layers.SpectralNormalization(conv, name=f"{name}_sn") if spectral_norm else conv
+
+
+@keras.saving.register_keras_serializable(package="tf_twogan")
+class Generator(keras.Model):
+    """Fusion generator: four kxk conv + BatchNorm + LeakyReLU layers, then 1x1 conv + tanh.
+
+    Args:
+        widths: channels of the four hidden conv layers (FusionGAN's 256, 128, 64, 32).
+        kernel_sizes: their kernel sizes (3x3 in the paper; FusionGAN uses 5, 5, 3, 3).
+        input_mode: ``"paired"`` uses both channels [primary, other]; ``"single"`` only
+            the primary one (the paper's literal reading, for ablation).
+        conv_bias: keep conv biases before BatchNorm (393,153 parameters by default,
+            392,673 without).
+        pad_mode: ``"reflect"`` pads the input by :attr:`margin` so the output keeps the
+            input size; ``"none"`` shrinks it by ``2 * margin`` (FusionGAN training).
+        spectral_norm: wrap every conv in spectral normalisation (FusionGAN).
+        leaky_slope: LeakyReLU slope.
+
+    Input: float images in [-1, 1], shape (N, H, W, 2); output (N, H, W, 1) in [-1, 1].
+
+    Example:
+        >>> g = Generator(widths=(8, 8, 4, 4))
+        >>> g(tf.zeros((1, 101, 137, 2))).shape
+        TensorShape([1, 101, 137, 1])
+
+    Reference: Chen, Han & Tian 2021, Fig. 4; Ma et al. 2019 (FusionGAN).
+    """
+
+    def __init__(
+        self,
+        widths: Sequence[int] = (256, 128, 64, 32),
+        kernel_sizes: Sequence[int] = (3, 3, 3, 3),
+        input_mode: str = "paired",
+        conv_bias: bool = True,
+        pad_mode: str = "reflect",
+        spectral_norm: bool = False,
+        leaky_slope: float = 0.2,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.settings = GeneratorConfig(tuple(widths), tuple(kernel_sizes), input_mode, conv_bias, pad_mode, spectral_norm, leaky_slope)
+        self.hidden_layers = []
+        for index, (width, kernel_size) in enumerate(zip(self.settings.widths, self.settings.kernel_sizes), start=1):
+            self.hidden_layers += [
+                _conv(width, kernel_size, 1, conv_bias, spectral_norm, f"conv{index}"),
+                layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON, name=f"bn{index}"),
+                layers.LeakyReLU(negative_slope=leaky_slope, name=f"lrelu{index}"),
+            ]
+        self.output_conv = _conv(1, 1, 1, True, spectral_norm, f"conv{len(self.settings.widths) + 1}", dtype="float32")
+
+    @classmethod
+    def from_settings(cls, settings: GeneratorConfig, **kwargs: Any) -> "Generator":
+        return cls(**vars(settings), **kwargs)
+
+    @property
+    def margin(self) -> int:
+        """Pixels the valid conv stack removes from each side (4 for four 3x3 layers)."""
+        return sum((k - 1) // 2 for k in self.settings.kernel_sizes)
+
+    @property
+    def input_channels(self) -> int:
+        return 2
+
+    def select_inputs(self, images: tf.Tensor) -> tf.Tensor:
+        """The channels the network sees: both, or the primary one in ``single`` mode."""
+        return images[..., :1] if self.settings.input_mode == "single" else images
+
+    def pad(self, images: tf.Tensor) -> tf.Tensor:
+        """Reflect-pad by :attr:`margin` (identity in ``pad_mode="none"``)."""
+        if self.settings.pad_mode == "none" or self.margin == 0:
+            return images
+        m = self.margin
+        return tf.pad(images, [[0, 0], [m, m], [m, m], [0, 0]], mode="REFLECT")
+
+    def conv_stack(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:
+        """The valid conv stack alone: (N, H, W, C) -> (N, H - 2m, W - 2m, 1)."""
+        x = self.select_inputs(images)
+        for layer in self.hidden_layers:
+            x = layer(x, training=training)
+        return self.output_conv(x, training=training)
+
+    def call(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:
+        return tf.tanh(self.conv_stack(self.pad(images), training=training))
+
+    def flops_per_pixel(self) -> int:
+        """Multiply-adds x 2 per output pixel of one forward pass (convs only)."""
+        channels = [1 if self.settings.input_mode == "single" else 2, *self.settings.widths]
+        flops = sum(k * k * c_in * c_out for k, c_in, c_out in zip(self.settings.kernel_sizes, channels, channels[1:]))
+        return 2 * (flops + channels[-1])
+
+    def build(self, input_shape: Any = (None, None, None, 2)) -> None:
+        self.call(tf.zeros((1, 2 * self.margin + 1, 2 * self.margin + 1, self.input_channels)))
+        self.built = True
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update({key: list(value) if isinstance(value, tuple) else value for key, value in vars(self.settings).items()})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tf_twogan")
+class Discriminator(keras.Model):
+    """Discriminator: 3x3 stride-2 valid convs (+ BatchNorm + LeakyReLU), flatten, one linear unit.
+
+    Args:
+        widths: channels of the conv layers (32, 64, 128, 256).
+        batch_norm_from: first conv layer index with BatchNorm (0: all, the paper;
+            1: FusionGAN).
+        spectral_norm: wrap every conv and the linear unit in spectral normalisation.
+        leaky_slope: LeakyReLU slope.
+        input_size: side of the square input patches (128; 120 for FusionGAN);
+            fixes the size of the linear unit.
+
+    Input (N, S, S, 1) in [-1, 1]; output (N, 1) raw scores (no sigmoid: the losses
+    are least squares against soft labels).
+
+    Reference: Chen, Han & Tian 2021, Fig. 5.
+    """
+
+    def __init__(
+        self,
+        widths: Sequence[int] = (32, 64, 128, 256),
+        batch_norm_from: int = 0,
+        spectral_norm: bool = False,
+        leaky_slope: float = 0.2,
+        input_size: int = 128,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.settings = DiscriminatorConfig(tuple(widths), batch_norm_from, spectral_norm, leaky_slope)
+        self.input_size = int(input_size)
+        self.hidden_layers = []
+        for index, width in enumerate(self.settings.widths):
+            self.hidden_layers.append(_conv(width, 3, 2, True, spectral_norm, f"conv{index + 1}"))
+            if index >= batch_norm_from:
+                self.hidden_layers.append(layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON, name=f"bn{index + 1}"))
+            self.hidden_layers.append(layers.LeakyReLU(negative_slope=leaky_slope, name=f"lrelu{index + 1}"))
+        self.flatten = layers.Flatten(name="flatten")
+        dense = layers.Dense(1, name="linear", dtype="float32")
+        self.linear = layers.SpectralNormalization(dense, name="linear_sn") if spectral_norm else dense
+
+    @classmethod
+    def from_settings(cls, settings: DiscriminatorConfig, input_size: int = 128, **kwargs: Any) -> "Discriminator":
+        return cls(**vars(settings), input_size=input_size, **kwargs)
+
+    def call(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:
+        x = images
+        for layer in self.hidden_layers:
+            x = layer(x, training=training)
+        return self.linear(self.flatten(x), training=training)
+
+    def build(self, input_shape: Any = None) -> None:
+        self.call(tf.zeros((1, self.input_size, self.input_size, 1)))
+        self.built = True
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update({key: list(value) if isinstance(value, tuple) else value for key, value in vars(self.settings).items()})
+        config["input_size"] = self.input_size
+        return config
+
+
+def generate(generator: Generator, primary: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Run a generator on one whole image pair on the 0..255 scale; float32 (H, W) on 0..255.
+
+    BatchNorm uses its moving statistics (inference mode).
+    """
+    pair = np.stack([primary, other], axis=-1).astype(np.float32)[None]
+    output = generator((pair - 127.5) / 127.5, training=False)
+    return np.asarray(output, dtype=np.float32)[0, ..., 0] * 127.5 + 127.5
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Round a 0..255 float image half up and clip it to uint8."""
+    return np.clip(np.floor(image + 0.5), 0, 255).astype(np.uint8)

@@ -1,0 +1,279 @@
+"""HDF5 patch stores (SPEC section 10): writing, validating and reading.
+
+A store holds aligned square patches of two or more image kinds (``ir``/``vis`` for
+stage 1, ``irv``/``vir`` for the second layer) as uint8 datasets of shape
+(N, P, P, 1), gzip-compressed in chunks of :data:`CHUNK_PATCHES`; an ``index``
+(source, y, x) saying where each patch was cut; the whole source images under
+``sources/<kind>/<name>`` (so the second-layer store can be made from the store
+alone); and attributes with the format, its version, patch size, stride, source
+names and their SHA-256.  Files are written to a temporary name and renamed into
+place.  No TensorFlow here.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import h5py
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .images import ImageError, atomic_path, natural_key, pair_folders, read_gray_uint8
+
+FORMAT_NAME = "tf_twogan.patch_store"
+FORMAT_VERSION = 1
+CHUNK_PATCHES = 64
+SOURCE_KINDS = ("ir", "vis")
+
+
+class StoreError(ValueError):
+    """A patch store is missing, truncated, of another format or mismatched; the message names it."""
+
+
+def patch_positions(height: int, width: int, patch_size: int, stride: int) -> np.ndarray:
+    """Top-left corners (y, x) of every patch, row by row: y, x in range(0, side - P + 1, stride)."""
+    ys = np.arange(0, height - patch_size + 1, stride)
+    xs = np.arange(0, width - patch_size + 1, stride)
+    return np.stack(np.meshgrid(ys, xs, indexing="ij"), axis=-1).reshape(-1, 2)
+
+
+def crop_patches(image: np.ndarray, patch_size: int, stride: int) -> np.ndarray:
+    """All patches of a 2-D image in :func:`patch_positions` order: (K, P, P, 1), a copy."""
+    windows = sliding_window_view(image, (patch_size, patch_size))[::stride, ::stride]
+    return windows.reshape(-1, patch_size, patch_size)[..., None].copy()
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _progress(total: int, description: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, unit="patch", disable=not enabled, leave=False)
+
+
+def write_patch_store(
+    out: str | os.PathLike,
+    sources: Sequence[tuple[str, dict[str, np.ndarray]]],
+    patch_size: int = 128,
+    stride: int = 12,
+    attributes: dict | None = None,
+    keep_sources: bool = True,
+    progress: bool = True,
+) -> Path:
+    """Cut aligned patches from named groups of same-size images and write a store atomically.
+
+    ``sources`` is ``[(name, {kind: 2-D uint8 image})]`` with the same kinds in every
+    entry.  Images smaller than one patch contribute no patches; a store with no
+    patch at all is refused.
+    """
+    if not sources:
+        raise StoreError(f"{out}: no source images to cut patches from")
+    kinds = tuple(sources[0][1])
+    counts = []
+    for name, images in sources:
+        shapes = {kind: image.shape for kind, image in images.items()}
+        if tuple(images) != kinds or len(set(shapes.values())) != 1:
+            raise StoreError(f"{out}: source {name!r} has kinds/shapes {shapes}, expected kinds {kinds} of one size")
+        counts.append(len(patch_positions(*next(iter(shapes.values())), patch_size, stride)))
+    total = int(sum(counts))
+    if total == 0:
+        raise StoreError(f"{out}: no {patch_size}x{patch_size} patch fits in any source image")
+
+    temporary, target = atomic_path(out)
+    try:
+        with h5py.File(temporary, "w") as handle, _progress(total, f"writing {target.name}", progress) as bar:
+            datasets = {kind: handle.create_dataset(
+                kind, (total, patch_size, patch_size, 1), dtype="u1", chunks=(min(CHUNK_PATCHES, total), patch_size, patch_size, 1),
+                compression="gzip", compression_opts=1) for kind in kinds}
+            index = np.zeros((total, 3), dtype=np.int32)
+            start = 0
+            for source_number, ((name, images), count) in enumerate(zip(sources, counts)):
+                if count:
+                    height, width = next(iter(images.values())).shape
+                    index[start:start + count, 0] = source_number
+                    index[start:start + count, 1:] = patch_positions(height, width, patch_size, stride)
+                    for kind, image in images.items():
+                        datasets[kind][start:start + count] = crop_patches(image, patch_size, stride)
+                if keep_sources:
+                    for kind, image in images.items():
+                        handle.create_dataset(f"sources/{kind}/{name}", data=image, compression="gzip", compression_opts=1)
+                start += count
+                bar.update(count)
+            handle.create_dataset("index", data=index)
+            handle.attrs.update({
+                "format": FORMAT_NAME,
+                "format_version": FORMAT_VERSION,
+                "patch_size": patch_size,
+                "stride": stride,
+                "kinds": json.dumps(kinds),
+                "source_names": json.dumps([name for name, _ in sources]),
+                "patch_count": total,
+                **{key: value if isinstance(value, (int, float, str)) else json.dumps(value) for key, value in (attributes or {}).items()},
+            })
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return target
+
+
+def prepare_store(
+    ir_dir: str | os.PathLike,
+    vis_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    split: str | os.PathLike | None = None,
+    subset: str = "train",
+    patch_size: int = 128,
+    stride: int = 12,
+    progress: bool = True,
+) -> Path:
+    """``twogan prepare``: pair IR/VIS images by name, cut patches, write a store.
+
+    With ``split`` (a JSON file with lists of pair names per subset, like
+    ``tno/split.json``) only the pairs of ``subset`` are used.  Images are read as
+    8-bit gray (gray-as-RGB keeps its channel, colour becomes BT.601 luma).
+    """
+    names = None
+    if split is not None:
+        try:
+            subsets = json.loads(Path(split).read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise StoreError(f"{split}: cannot read split file ({error})") from None
+        if not isinstance(subsets.get(subset), list):
+            raise StoreError(f"{split}: has no list of pairs named {subset!r}")
+        names = sorted(subsets[subset], key=natural_key)
+    pairs = pair_folders(ir_dir, vis_dir, names)
+    sources, hashes = [], {}
+    for name, ir_path, vis_path in pairs:
+        ir, vis = read_gray_uint8(ir_path), read_gray_uint8(vis_path)
+        if ir.shape != vis.shape:
+            raise ImageError(f"{ir_path} and {vis_path}: sizes differ ({ir.shape[1]}x{ir.shape[0]} vs {vis.shape[1]}x{vis.shape[0]})")
+        sources.append((name, {"ir": ir, "vis": vis}))
+        hashes[name] = {"ir": sha256_file(ir_path), "vis": sha256_file(vis_path)}
+    attributes = {"source_sha256": hashes, "created_with": {
+        "ir_dir": str(ir_dir), "vis_dir": str(vis_dir), "split": None if split is None else str(split),
+        "subset": subset if split is not None else None}}
+    return write_patch_store(out, sources, patch_size, stride, attributes, progress=progress)
+
+
+class PatchStore:
+    """Read-only view of a patch store that validates it on opening.
+
+    Args:
+        path: the ``.h5`` file.
+        kinds: patch datasets the caller needs (e.g. ``("ir", "vis")``).
+        patch_size: the expected patch size, if the caller needs one.
+
+    Raises :class:`StoreError` naming the file for a missing or truncated file,
+    another format or version, a patch size other than expected, or datasets that
+    are missing or disagree in length.  Use as a context manager or call :meth:`close`.
+    """
+
+    def __init__(self, path: str | os.PathLike, kinds: Iterable[str] = (), patch_size: int | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise StoreError(f"{self.path}: no such patch store")
+        try:
+            self.file = h5py.File(self.path, "r")
+        except OSError as error:
+            raise StoreError(f"{self.path}: not a readable HDF5 patch store (truncated or corrupt? {error})") from None
+        try:
+            self._validate(tuple(kinds), patch_size)
+        except Exception:
+            self.file.close()
+            raise
+
+    def _validate(self, kinds: tuple[str, ...], patch_size: int | None) -> None:
+        attrs = self.file.attrs
+        if attrs.get("format") != FORMAT_NAME:
+            raise StoreError(f"{self.path}: not a tf_twogan patch store (format attribute {attrs.get('format')!r})")
+        if attrs.get("format_version") != FORMAT_VERSION:
+            raise StoreError(f"{self.path}: store format version {attrs.get('format_version')}, this tf_twogan reads version {FORMAT_VERSION}")
+        if patch_size is not None and attrs["patch_size"] != patch_size:
+            raise StoreError(f"{self.path}: patches are {attrs['patch_size']}x{attrs['patch_size']}, expected {patch_size}x{patch_size}")
+        missing = [kind for kind in kinds if kind not in self.file]
+        if missing or "index" not in self.file:
+            raise StoreError(f"{self.path}: missing dataset(s) {', '.join(missing or ['index'])}")
+        count = int(attrs["patch_count"])
+        lengths = {name: self.file[name].shape[0] for name in (*self.kinds, "index")}
+        if any(length != count for length in lengths.values()):
+            raise StoreError(f"{self.path}: dataset lengths {lengths} disagree with patch_count {count}")
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(json.loads(self.file.attrs["kinds"]))
+
+    @property
+    def patch_size(self) -> int:
+        return int(self.file.attrs["patch_size"])
+
+    @property
+    def stride(self) -> int:
+        return int(self.file.attrs["stride"])
+
+    @property
+    def source_names(self) -> list[str]:
+        return json.loads(self.file.attrs["source_names"])
+
+    @property
+    def index(self) -> np.ndarray:
+        """(N, 3) int32: source number (into :attr:`source_names`), y, x."""
+        return self.file["index"][...]
+
+    def attribute(self, name: str, default=None):
+        value = self.file.attrs.get(name, default)
+        try:
+            return json.loads(value) if isinstance(value, str) else value
+        except json.JSONDecodeError:
+            return value
+
+    def __len__(self) -> int:
+        return int(self.file.attrs["patch_count"])
+
+    def read(self, kind: str, start: int, stop: int) -> np.ndarray:
+        """Patches ``start:stop`` of one kind, (n, P, P, 1) uint8."""
+        return self.file[kind][start:stop]
+
+    def source_image(self, kind: str, name: str) -> np.ndarray:
+        """The whole source image of one kind and pair, as stored at preparation."""
+        key = f"sources/{kind}/{name}"
+        if key not in self.file:
+            raise StoreError(f"{self.path}: has no source image {key}")
+        return self.file[key][...]
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> "PatchStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def derive_store(
+    store_path: str | os.PathLike,
+    out: str | os.PathLike,
+    transform: Callable[[str, dict[str, np.ndarray]], dict[str, np.ndarray]],
+    attributes: dict | None = None,
+    progress: bool = True,
+) -> Path:
+    """A store of new image kinds made from each source pair of another store.
+
+    ``transform(name, {"ir": ..., "vis": ...})`` returns whole uint8 images of new
+    kinds (the second layer's I_IRV and I_VIR); they are cut at the same positions as
+    the parent store's patches.  Used for stage 2 of training (SPEC section 4).
+    """
+    with PatchStore(store_path) as parent:
+        names, patch_size, stride = parent.source_names, parent.patch_size, parent.stride
+        sources = [(name, transform(name, {kind: parent.source_image(kind, name) for kind in SOURCE_KINDS})) for name in names]
+    derived = {"derived_from": str(store_path), "derived_from_sha256": sha256_file(store_path), **(attributes or {})}
+    return write_patch_store(out, sources, patch_size, stride, derived, keep_sources=False, progress=progress)
