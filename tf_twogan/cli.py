@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .config import PRESETS, ConfigError
+from .config import METHODS, PRESETS, ConfigError
 from .images import ImageError
 
 USER_ERRORS: tuple[type[Exception], ...] = (ImageError, ConfigError, FileNotFoundError, ValueError)
@@ -21,10 +21,13 @@ USER_ERRORS: tuple[type[Exception], ...] = (ImageError, ConfigError, FileNotFoun
 def _prepare(args: argparse.Namespace) -> None:
     from .store import prepare_store
 
-    if (args.split is None) != (args.subset is None) and args.subset is not None:
+    if args.subset is not None and args.split is None:
         raise ConfigError("--subset needs --split")
+    from .config import preset
+
+    data = preset("paper", args.method).data
     path = prepare_store(args.ir, args.vis, args.out, split=args.split, subset=args.subset or "train",
-                         patch_size=args.patch, stride=args.stride, progress=not args.quiet)
+                         patch_size=args.patch or data.patch_size, stride=args.stride or data.stride, progress=not args.quiet)
     from .store import PatchStore
 
     with PatchStore(path) as store:
@@ -41,7 +44,7 @@ def resolve_config(args: argparse.Namespace):
                  if value is not None}
     if args.swap_second_layer:
         overrides["swap_second_layer"] = True
-    return preset(args.preset).replace(train=overrides)
+    return preset(args.preset, args.method).replace(train=overrides)
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -73,14 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--out", required=True, help="output store, e.g. tno_train.h5")
     prepare.add_argument("--split", help="JSON file listing pair names per subset (e.g. tno/split.json)")
     prepare.add_argument("--subset", help="subset of --split to use (default train)")
-    prepare.add_argument("--patch", type=int, default=128, help="patch side in pixels (default 128)")
-    prepare.add_argument("--stride", type=int, default=12, help="patch stride in pixels (default 12)")
+    prepare.add_argument("--method", choices=METHODS, default="twogan",
+                         help="sets the default patch and stride: twogan 128/12, fusiongan 132/14")
+    prepare.add_argument("--patch", type=int, help="patch side in pixels (default: the method's)")
+    prepare.add_argument("--stride", type=int, help="patch stride in pixels (default: the method's)")
     prepare.add_argument("--quiet", action="store_true", help="no progress bar")
     prepare.set_defaults(handler=_prepare)
 
     train = commands.add_parser("train", help="train the two-layer GAN (resumes an interrupted run)")
     train.add_argument("--store", required=True, help="patch store made by `twogan prepare`")
     train.add_argument("--out", required=True, help="run folder (rerun the same command to resume)")
+    train.add_argument("--method", choices=METHODS, default="twogan", help="twogan (the paper) or fusiongan (the baseline)")
     train.add_argument("--preset", choices=PRESETS, default="paper", help="network widths and schedule (default paper)")
     train.add_argument("--epochs", type=int, help="epochs per GAN")
     train.add_argument("--steps-per-epoch", type=int, help="batches per epoch (default: one pass over the store)")

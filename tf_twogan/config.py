@@ -156,17 +156,30 @@ class DataConfig:
             _require(isinstance(value, int) and value > 0, f"data.{name} must be a positive integer, got {value!r}")
 
 
+METHODS = ("twogan", "fusiongan")
+
+
 @dataclass(frozen=True)
 class TwoGanConfig:
-    """Everything that defines a two-layer GAN run; written as ``config.json``."""
+    """Everything that defines a training run; written as ``config.json``.
+
+    ``method="twogan"`` trains the paper's three GANs; ``"fusiongan"`` trains the
+    single GAN of the FusionGAN baseline (SPEC section 7) through the same trainer.
+    """
 
     preset: str = "paper"
+    method: str = "twogan"
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
     format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        _require(self.method in METHODS, f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        _require(self.preset in PRESETS, f"preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
+        _require(self.format_version == FORMAT_VERSION, f"config format_version {self.format_version} is not {FORMAT_VERSION}")
 
     def replace(self, **sections: Any) -> "TwoGanConfig":
         """A copy with whole sections replaced, or with ``train=dict(...)`` updates merged in."""
@@ -232,22 +245,37 @@ LITE_GENERATOR = GeneratorConfig(widths=(32, 32, 16, 16))
 LITE_DISCRIMINATOR = DiscriminatorConfig(widths=(16, 32, 32, 64))
 
 
-def preset(name: str) -> TwoGanConfig:
-    """The named preset: ``paper`` (SPEC section 4, a GPU job) or ``lite`` (trains on a 2-core CPU).
+LITE_TRAIN = TrainConfig(learning_rate=5e-4, epochs=8, steps_per_epoch=100, seed=0)
 
-    ``lite`` keeps the paper's architecture shape, losses, patching and optimiser
-    but uses narrow networks and a short schedule (see README, "Presets").
-    """
-    if name == "paper":
-        return TwoGanConfig(preset="paper")
-    if name == "lite":
-        return TwoGanConfig(
-            preset="lite",
-            generator=LITE_GENERATOR,
-            discriminator=LITE_DISCRIMINATOR,
-            train=TrainConfig(learning_rate=5e-4, epochs=8, steps_per_epoch=100, seed=0),
-        )
-    raise ConfigError(f"unknown preset {name!r} (choose 'paper' or 'lite')")
-
+# FusionGAN (Ma et al. 2019) as its original TensorFlow code defines it (SPEC section 7).
+FUSIONGAN_GENERATOR = GeneratorConfig(widths=(256, 128, 64, 32), kernel_sizes=(5, 5, 3, 3), pad_mode="none", spectral_norm=True)
+FUSIONGAN_DISCRIMINATOR = DiscriminatorConfig(widths=(32, 64, 128, 256), batch_norm_from=1, spectral_norm=True)
+FUSIONGAN_LOSS = LossConfig(generator_target=LabelRange(0.7, 1.2), real_label=LabelRange(0.7, 1.2),
+                            fake_label=LabelRange(0.0, 0.3), gradient_weight=5.0, first_layer_content_weight=100.0)
+FUSIONGAN_DATA = DataConfig(patch_size=132, stride=14)
 
 PRESETS = ("paper", "lite")
+
+
+def preset(name: str, method: str = "twogan") -> TwoGanConfig:
+    """The named preset of a method.
+
+    ``paper``: the published protocol (SPEC section 4, or FusionGAN's own settings
+    for ``method="fusiongan"``), a GPU job.  ``lite``: same architecture shape,
+    losses, patching and optimiser, narrow networks (generator 32-32-16-16,
+    discriminator 16-32-32-64) and a short schedule (8 epochs of 100 batches,
+    Adam 5e-4) that trains on a 2-core CPU in about an hour (see README, "Presets").
+    """
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r} (choose {' or '.join(PRESETS)})")
+    if method == "twogan":
+        base = TwoGanConfig(preset=name)
+    elif method == "fusiongan":
+        base = TwoGanConfig(preset=name, method="fusiongan", generator=FUSIONGAN_GENERATOR,
+                            discriminator=FUSIONGAN_DISCRIMINATOR, loss=FUSIONGAN_LOSS, data=FUSIONGAN_DATA)
+    else:
+        raise ConfigError(f"unknown method {method!r} (choose {' or '.join(METHODS)})")
+    if name == "lite":
+        base = base.replace(generator={"widths": LITE_GENERATOR.widths}, discriminator={"widths": LITE_DISCRIMINATOR.widths},
+                            train=LITE_TRAIN)
+    return base

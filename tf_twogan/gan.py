@@ -42,6 +42,7 @@ GAN1 = PairRoles("gan1", ("ir", "vis"), intensity_target="ir", gradient_target="
 GAN2 = PairRoles("gan2", ("vis", "ir"), intensity_target="vis", gradient_target="ir", real="ir")
 GAN3 = PairRoles("gan3", ("irv", "vir"), intensity_target="irv", gradient_target="vir", real="vir")
 GAN3_SWAPPED = PairRoles("gan3", ("vir", "irv"), intensity_target="vir", gradient_target="irv", real="irv")
+FUSIONGAN = PairRoles("fusiongan", ("ir", "vis"), intensity_target="ir", gradient_target="vis", real="vis")
 
 
 def to_unit_range(patches: tf.Tensor) -> tf.Tensor:

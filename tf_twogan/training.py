@@ -32,13 +32,13 @@ import tensorflow as tf
 
 from .config import ConfigError, TwoGanConfig
 from .data import PatchStream
-from .gan import GAN1, GAN2, GAN3, GAN3_SWAPPED, AdversarialPair, PairRoles
+from .gan import FUSIONGAN, GAN1, GAN2, GAN3, GAN3_SWAPPED, AdversarialPair, PairRoles
 from .images import atomic_path
 from .models import Discriminator, Generator, generate, to_uint8
 from .store import PatchStore, derive_store
 
 SECOND_LAYER_STORE = "second_layer_store.h5"
-NETWORK_NUMBERS = {"gan1": 1, "gan2": 2, "gan3": 3}
+NETWORK_NUMBERS = {"gan1": "1", "gan2": "2", "gan3": "3", "fusiongan": ""}
 
 
 def configure_runtime(seed: int | None, precision: str = "float32") -> None:
@@ -54,12 +54,13 @@ def second_layer_roles(config: TwoGanConfig) -> PairRoles:
 
 
 def build_pair(config: TwoGanConfig, roles: PairRoles, patch_size: int | None = None) -> AdversarialPair:
-    """A compiled :class:`AdversarialPair` for one GAN of the two-layer model."""
+    """A compiled :class:`AdversarialPair` for one GAN (its discriminator sized to the generator's output)."""
     weight = config.loss.second_layer_content_weight if roles.name == "gan3" else config.loss.first_layer_content_weight
     number = NETWORK_NUMBERS[roles.name]
     generator = Generator.from_settings(config.generator, name=f"g{number}")
-    discriminator = Discriminator.from_settings(config.discriminator, input_size=patch_size or config.data.patch_size, name=f"d{number}")
-    seed = None if config.train.seed is None else config.train.seed + number
+    output_size = (patch_size or config.data.patch_size) - (2 * generator.margin if config.generator.pad_mode == "none" else 0)
+    discriminator = Discriminator.from_settings(config.discriminator, input_size=output_size, name=f"d{number}")
+    seed = None if config.train.seed is None else config.train.seed + int(number or 0)
     pair = AdversarialPair(generator, discriminator, roles, weight, config.loss, config.train.discriminator_steps, seed=seed)
     pair.build()
     pair.compile(keras.optimizers.Adam(config.train.learning_rate), keras.optimizers.Adam(config.train.learning_rate))
@@ -252,7 +253,10 @@ def make_second_layer_store(run: RunFolder, store_path: Path, generator_1: Gener
 
 def train(store_path: str | os.PathLike, run_dir: str | os.PathLike, config: TwoGanConfig,
           verbose: int | str = "auto") -> RunFolder:
-    """``twogan train``: the whole two-layer protocol, resuming whatever a previous run left.
+    """``twogan train``: the whole protocol of ``config.method``, resuming whatever a previous run left.
+
+    ``twogan``: GAN 1, GAN 2, the second-layer store, GAN 3.  ``fusiongan``: the
+    single FusionGAN pair (``g.keras``, ``d.keras``, ``history_fusiongan.csv``).
 
     Example:
         >>> from tf_twogan.config import preset
@@ -263,6 +267,10 @@ def train(store_path: str | os.PathLike, run_dir: str | os.PathLike, config: Two
         pass
     configure_runtime(config.train.seed, config.train.precision)
     run = open_run_folder(run_dir, config)
+    if config.method == "fusiongan":
+        if not run.finished(FUSIONGAN):
+            train_pair(run, store_path, config, FUSIONGAN, verbose)
+        return _tidy(run)
     for roles in (GAN1, GAN2):
         if not run.finished(roles):
             train_pair(run, store_path, config, roles, verbose)
@@ -272,6 +280,12 @@ def train(store_path: str | os.PathLike, run_dir: str | os.PathLike, config: Two
     roles = second_layer_roles(config)
     if not run.finished(roles):
         train_pair(run, run.second_layer_store, config, roles, verbose)
-    if run.root.joinpath("backup").is_dir() and not any(run.root.joinpath("backup").iterdir()):
-        run.root.joinpath("backup").rmdir()
+    return _tidy(run)
+
+
+def _tidy(run: RunFolder) -> RunFolder:
+    """Remove the emptied ``backup/`` folder of a finished run."""
+    backup = run.root / "backup"
+    if backup.is_dir() and not any(backup.iterdir()):
+        backup.rmdir()
     return run

@@ -1,0 +1,14 @@
+"""Shipped checkpoints, installed as the package ``tf_twogan.checkpoints``.
+
+Each sub-folder (``lite/``) holds ``g1.keras``, ``g2.keras``, ``g3.keras`` and the
+``config.json`` that trained them; ``README.md`` is the model card.
+"""
+from importlib.resources import files
+from pathlib import Path
+
+DEFAULT = "lite"
+
+
+def checkpoint_dir(name: str = DEFAULT) -> Path:
+    """Folder of a shipped checkpoint (works for editable and plain installs)."""
+    return Path(str(files(__name__) / name))
