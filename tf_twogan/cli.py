@@ -65,6 +65,26 @@ def _evaluate(args: argparse.Namespace) -> None:
     print(table.read_text() if table.is_file() else result)
 
 
+def _fuse(args: argparse.Namespace) -> None:
+    from .inference import fuse
+
+    written = fuse(args.ir, args.vis, args.out, checkpoint=args.checkpoint, tile=args.tile, precision=args.precision,
+                   skip_unmatched=args.skip_unmatched, progress=not args.quiet)
+    print(written[0] if len(written) == 1 else f"{args.out}: {len(written)} fused images")
+
+
+def _export(args: argparse.Namespace) -> None:
+    from .export import export_savedmodel
+
+    print(f"{export_savedmodel(args.checkpoint, args.out)}: SavedModel (signature serving_default: ir, vis -> fused)")
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from .demo import demo
+
+    demo(args.out, checkpoint=args.checkpoint)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="twogan", description="Two-layer GAN for infrared + visible image fusion.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -108,6 +128,28 @@ def build_parser() -> argparse.ArgumentParser:
                           help="metric definitions: the MATLAB reference toolboxes (default) or the common Python evaluator")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(handler=_evaluate)
+
+    fuse = commands.add_parser("fuse", help="fuse an IR/VIS pair of files, or two folders paired by file name")
+    fuse.add_argument("--ir", required=True, help="infrared image file or folder")
+    fuse.add_argument("--vis", required=True, help="visible image file or folder (RGB keeps its colour)")
+    fuse.add_argument("--out", required=True, help="output image file, or folder for folder inputs (<name>.png)")
+    fuse.add_argument("--checkpoint", help="checkpoint or run folder with g1/g2/g3.keras (default: the shipped one)")
+    fuse.add_argument("--tile", type=int, help="exact tiling with this tile side in pixels (default: automatic above "
+                      "2048x2048 pixels; 0: never tile)")
+    fuse.add_argument("--precision", choices=("float32", "bfloat16"), default="float32", help="compute precision")
+    fuse.add_argument("--skip-unmatched", action="store_true", help="folder mode: fuse the pairs that match, ignore the rest")
+    fuse.add_argument("--quiet", action="store_true", help="no progress bar")
+    fuse.set_defaults(handler=_fuse)
+
+    export = commands.add_parser("export", help="write a SavedModel of the fusion chain for TF Serving")
+    export.add_argument("--checkpoint", help="checkpoint or run folder (default: the shipped one)")
+    export.add_argument("--out", required=True, help="numbered version folder to create, e.g. export/twogan/1")
+    export.set_defaults(handler=_export)
+
+    demo = commands.add_parser("demo", help="fuse the bundled sample pairs, print the metric table, draw a figure")
+    demo.add_argument("--out", default="twogan_demo", help="output folder (default twogan_demo)")
+    demo.add_argument("--checkpoint", help="checkpoint folder (default: the shipped one)")
+    demo.set_defaults(handler=_demo)
     return parser
 
 

@@ -1,0 +1,354 @@
+"""Fusing real images with a trained two-layer GAN (SPEC section 5).
+
+The chain is G1([IR, VIS]) and G2([VIS, IR]) -> G3([I_IRV, I_VIR]).  Each generator
+reflect-pads its input by its margin (4 px) and runs a valid conv stack, so the
+second layer sees the *first-layer outputs* reflect-padded at the image border.
+:class:`Fuser` reproduces that chain exactly over tiles: every padded row or column
+is an index into the unpadded image (:func:`reflect_indices`), so a tile gathers the
+input rows it needs (output tile + 8 px halo, reflected at the image border), runs
+G1/G2 on them, gathers the first-layer rows G3 needs (+ 4 px halo, reflected at the
+border of the *whole* first-layer output), and runs G3.  The stitched result equals
+whole-image inference up to float rounding, while memory is bounded by the tile.
+
+Colour: the BT.601 luma Y of a colour visible image is fused and its Cb/Cr are put
+back (full-range JPEG YCbCr, the FusionGAN-family convention), so an RGB visible
+image gives an RGB fused image of the same size.  Gray stored as identical channels
+is treated as gray; 16-bit images are scaled linearly to 0..255.
+
+Example:
+    >>> fuser = Fuser()                     # the shipped checkpoint
+    >>> fuser.fuse_files("ir/1.png", "vis/1.png", "fused/1.png")
+    >>> fuser.fuse_folders("ir", "vis", "fused")
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .images import IMAGE_SUFFIXES, ImageError, is_gray_as_rgb, list_images, natural_key, read_image, write_image
+
+PRECISIONS = ("float32", "bfloat16")
+# Images with more pixels than this are tiled automatically (tile AUTO_TILE) when no
+# tile is given.  A 1024-px tile (+16 px halo) keeps the largest activation of the
+# paper-width generator (256 channels) near 1.1 GB and of the lite one near 140 MB.
+AUTO_TILE_PIXELS = 2048 * 2048
+AUTO_TILE = 1024
+MIN_TILE = 8
+
+# Full-range BT.601 (JPEG) YCbCr; the luma weights are images.BT601_LUMA.
+_RGB_TO_CBCR = np.array([[-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], dtype=np.float32)
+_CR_TO_R, _CB_TO_G, _CR_TO_G, _CB_TO_B = 1.402, -0.344136, -0.714136, 1.772
+
+
+class InferenceError(ValueError):
+    """A checkpoint or an option cannot be used for inference; the message says why."""
+
+
+# ----------------------------------------------------------------------------- colour
+
+@dataclass
+class LumaImage:
+    """An image as the network sees it: gray ``luma`` (float32, 0..255) plus, for a
+    colour image, its chroma ``cb``/``cr`` (float32, BT.601 offsets: zero for gray)."""
+
+    luma: np.ndarray
+    cb: np.ndarray | None = None
+    cr: np.ndarray | None = None
+
+    @property
+    def is_colour(self) -> bool:
+        return self.cb is not None
+
+
+def split_luma(image: np.ndarray, label: str = "image") -> LumaImage:
+    """Gray/colour image (uint8, uint16 or float on 0..255) -> :class:`LumaImage`.
+
+    Gray, and gray stored as 3 or 4 identical channels, keep their values; RGB(A)
+    becomes BT.601 Y, Cb, Cr (alpha is ignored).  ``label`` names the image in errors.
+    """
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[-1] not in (3, 4)):
+        raise ImageError(f"{label}: unsupported image shape {image.shape} (expected gray, RGB or RGBA)")
+    if image.size == 0:
+        raise ImageError(f"{label}: image is empty (shape {image.shape})")
+    if image.dtype == np.uint16:
+        scale = np.float32(255.0 / 65535.0)
+    elif image.dtype == np.uint8 or np.issubdtype(image.dtype, np.floating):
+        scale = np.float32(1.0)
+    else:
+        raise ImageError(f"{label}: unsupported pixel type {image.dtype} (expected uint8, uint16 or float)")
+    if np.issubdtype(image.dtype, np.floating) and not np.all(np.isfinite(image)):
+        raise ImageError(f"{label}: contains NaN or infinite pixel values")
+    if image.ndim == 2:
+        return LumaImage(image.astype(np.float32) * scale)
+    if is_gray_as_rgb(image):
+        return LumaImage(image[..., 0].astype(np.float32) * scale)
+    rgb = image[..., :3].astype(np.float32) * scale
+    from .images import BT601_LUMA
+
+    luma = rgb @ BT601_LUMA.astype(np.float32)
+    cb, cr = np.moveaxis(rgb @ _RGB_TO_CBCR.T, -1, 0)
+    return LumaImage(luma, cb, cr)
+
+
+def merge_luma(luma: np.ndarray, like: LumaImage) -> np.ndarray:
+    """Fused luma (float, 0..255) -> uint8 image: gray, or RGB with ``like``'s chroma put back."""
+    if not like.is_colour:
+        return to_uint8(luma)
+    channels = (luma + _CR_TO_R * like.cr, luma + _CB_TO_G * like.cb + _CR_TO_G * like.cr, luma + _CB_TO_B * like.cb)
+    return np.stack([to_uint8(channel) for channel in channels], axis=-1)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Round half up and clip to uint8 (same rule as :func:`tf_twogan.models.to_uint8`)."""
+    return np.clip(np.floor(image + 0.5), 0, 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------- tiling
+
+def reflect_indices(start: int, stop: int, size: int) -> np.ndarray:
+    """Indices into an axis of ``size`` for padded positions ``start..stop-1``.
+
+    Position ``-k`` maps to ``k`` and ``size - 1 + k`` to ``size - 1 - k``: the
+    ``REFLECT`` mode of ``tf.pad`` (edge not repeated), as :meth:`Generator.pad` uses.
+    Valid for positions within ``size - 1`` of the axis.
+    """
+    positions = np.arange(start, stop)
+    positions = np.abs(positions)
+    return np.where(positions > size - 1, 2 * (size - 1) - positions, positions)
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """What one output tile needs: source rows/cols of the input (padded by the
+    first-layer margin around the first-layer block it feeds) and, for G3, the
+    positions of its reflect-padded input inside that first-layer block."""
+
+    rows: slice
+    cols: slice
+    input_rows: np.ndarray
+    input_cols: np.ndarray
+    second_rows: np.ndarray
+    second_cols: np.ndarray
+
+
+def _axis_plan(start: int, stop: int, size: int, first_margin: int, second_margin: int) -> tuple[np.ndarray, np.ndarray]:
+    # G3 reads first-layer positions start - m2 .. stop + m2 (reflected at the image border) ...
+    second = reflect_indices(start - second_margin, stop + second_margin, size)
+    low, high = int(second.min()), int(second.max()) + 1
+    # ... and the first layer computes the block low..high from inputs reflected by m1.
+    return reflect_indices(low - first_margin, high + first_margin, size), second - low
+
+
+def plan_tiles(height: int, width: int, tile: int, first_margin: int, second_margin: int) -> Iterator[TilePlan]:
+    """Row-major tiles of at most ``tile`` x ``tile`` output pixels covering the image."""
+    for top in range(0, height, tile):
+        bottom = min(top + tile, height)
+        input_rows, second_rows = _axis_plan(top, bottom, height, first_margin, second_margin)
+        for left in range(0, width, tile):
+            right = min(left + tile, width)
+            input_cols, second_cols = _axis_plan(left, right, width, first_margin, second_margin)
+            yield TilePlan(slice(top, bottom), slice(left, right), input_rows, input_cols, second_rows, second_cols)
+
+
+# ----------------------------------------------------------------------------- checkpoint
+
+def load_chain(checkpoint: str | os.PathLike | None = None):
+    """``(g1, g2, g3, swap_second_layer)`` of a checkpoint or run folder (default: the shipped one)."""
+    from .checkpoints import checkpoint_dir
+    from .config import TwoGanConfig
+    from .training import load_generators
+
+    folder = Path(checkpoint) if checkpoint is not None else checkpoint_dir()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such checkpoint folder")
+    missing = [name for name in ("g1.keras", "g2.keras", "g3.keras") if not (folder / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{folder}: not a two-layer GAN checkpoint (missing {', '.join(missing)})")
+    swap = TwoGanConfig.from_json(folder / "config.json").train.swap_second_layer if (folder / "config.json").is_file() else False
+    g1, g2, g3 = load_generators(folder)
+    for name, generator in (("g1", g1), ("g2", g2), ("g3", g3)):
+        if generator.settings.pad_mode != "reflect":
+            raise InferenceError(f"{folder / (name + '.keras')}: pad_mode {generator.settings.pad_mode!r} shrinks the "
+                                 "image; inference needs pad_mode 'reflect'")
+    if g1.margin != g2.margin:
+        raise InferenceError(f"{folder}: g1 and g2 have different margins ({g1.margin}, {g2.margin})")
+    return g1, g2, g3, swap
+
+
+@contextlib.contextmanager
+def _dtype_policy(name: str):
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def cast_generator(generator, policy: str):
+    """A copy of ``generator`` built under the Keras dtype ``policy`` with the same weights.
+
+    ``mixed_bfloat16`` runs the convolutions in bfloat16 (float32 variables, BatchNorm
+    statistics and output layer), which oneDNN executes with AVX512_BF16 on CPUs that have it.
+    """
+    from .models import Generator
+
+    with _dtype_policy(policy):
+        copy = Generator.from_settings(generator.settings, name=generator.name)
+        copy.build()
+    copy.set_weights(generator.get_weights())
+    return copy
+
+
+# ----------------------------------------------------------------------------- fuser
+
+class Fuser:
+    """Load a two-layer GAN checkpoint once and fuse many IR/VIS pairs.
+
+    Args:
+        checkpoint: folder with ``g1.keras``, ``g2.keras``, ``g3.keras`` (and the
+            ``config.json`` that trained them); default: the shipped checkpoint.
+        precision: ``"float32"`` or ``"bfloat16"`` (conv stacks in bfloat16).
+        tile: output tile side in pixels; ``None`` tiles automatically with
+            :data:`AUTO_TILE` above :data:`AUTO_TILE_PIXELS` pixels; ``0`` never tiles.
+        jit_compile: compile the per-tile chain with XLA.
+
+    Example:
+        >>> fuser = Fuser(tile=512)
+        >>> fused = fuser.fuse_arrays(ir, vis)         # uint8, vis's colour kept
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike | None = None, precision: str = "float32",
+                 tile: int | None = None, jit_compile: bool = False) -> None:
+        import tensorflow as tf
+
+        if precision not in PRECISIONS:
+            raise InferenceError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if tile is not None and (not isinstance(tile, int) or (tile != 0 and tile < MIN_TILE)):
+            raise InferenceError(f"tile must be 0 (never tile) or at least {MIN_TILE} pixels, got {tile!r}")
+        self.checkpoint, self.precision, self.tile, self.jit_compile = checkpoint, precision, tile, jit_compile
+        g1, g2, g3, self.swap_second_layer = load_chain(checkpoint)
+        if precision == "bfloat16":
+            g1, g2, g3 = (cast_generator(g, "mixed_bfloat16") for g in (g1, g2, g3))
+        self.generators = (g1, g2, g3)
+        self.first_margin, self.second_margin = g1.margin, g3.margin
+        spec = tf.TensorSpec([None], tf.int32)
+        self._chain = tf.function(self._chain_tile, jit_compile=jit_compile, reduce_retracing=True,
+                                  input_signature=[tf.TensorSpec([1, None, None, 2], tf.float32), spec, spec])
+
+    @property
+    def min_size(self) -> int:
+        """Smallest image side the reflect padding allows."""
+        return max(self.first_margin, self.second_margin) + 1
+
+    def _chain_tile(self, block, second_rows, second_cols):
+        """[IR, VIS] input block (-1..1) -> fused tile on 0..255 (float32)."""
+        import tensorflow as tf
+
+        g1, g2, g3 = self.generators
+        irv = tf.tanh(tf.cast(g1.conv_stack(block), tf.float32))
+        vir = tf.tanh(tf.cast(g2.conv_stack(block[..., ::-1]), tf.float32))
+        first = tf.concat([vir, irv] if self.swap_second_layer else [irv, vir], axis=-1)
+        second = tf.gather(tf.gather(first, second_rows, axis=1), second_cols, axis=2)
+        fused = tf.tanh(tf.cast(g3.conv_stack(second), tf.float32))
+        return fused[0, ..., 0] * 127.5 + 127.5
+
+    def tile_for(self, height: int, width: int) -> int:
+        """The tile side used for an image of this size (the whole image if untiled)."""
+        if self.tile:
+            return self.tile
+        if self.tile is None and height * width > AUTO_TILE_PIXELS:
+            return AUTO_TILE
+        return max(height, width)
+
+    def fuse_luma(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+        """Fuse two gray float images on 0..255 of the same size; float32 (H, W) on 0..255."""
+        height, width = ir.shape
+        tile = self.tile_for(height, width)
+        fused = np.empty((height, width), np.float32)
+        for plan in plan_tiles(height, width, tile, self.first_margin, self.second_margin):
+            rows, cols = np.ix_(plan.input_rows, plan.input_cols)
+            block = np.stack([ir[rows, cols], vis[rows, cols]], axis=-1)[None]
+            block = (block - np.float32(127.5)) / np.float32(127.5)
+            fused[plan.rows, plan.cols] = self._chain(block, plan.second_rows.astype(np.int32),
+                                                      plan.second_cols.astype(np.int32)).numpy()
+        return fused
+
+    def _check_pair(self, ir: LumaImage, vis: LumaImage, ir_label: str, vis_label: str) -> None:
+        if ir.luma.shape != vis.luma.shape:
+            raise ImageError(f"{ir_label} and {vis_label} differ in size: "
+                             f"{'x'.join(map(str, ir.luma.shape))} vs {'x'.join(map(str, vis.luma.shape))} (height x width)")
+        if min(ir.luma.shape) < self.min_size:
+            raise ImageError(f"{ir_label}: image too small ({'x'.join(map(str, ir.luma.shape))}); "
+                             f"both sides must be at least {self.min_size} pixels")
+
+    def fuse_arrays(self, ir: np.ndarray, vis: np.ndarray, *, ir_label: str = "ir", vis_label: str = "vis",
+                    as_float: bool = False) -> np.ndarray:
+        """Fuse one pair of arrays (gray, gray-as-RGB or RGB(A); uint8, uint16 or float 0..255).
+
+        Returns uint8 (H, W), or (H, W, 3) when ``vis`` is in colour (its chroma is put
+        back); with ``as_float`` the fused luma as float32 (H, W) on 0..255.
+        """
+        ir_image, vis_image = split_luma(ir, ir_label), split_luma(vis, vis_label)
+        self._check_pair(ir_image, vis_image, ir_label, vis_label)
+        luma = self.fuse_luma(ir_image.luma, vis_image.luma)
+        return luma if as_float else merge_luma(luma, vis_image)
+
+    def fuse_files(self, ir_path: str | os.PathLike, vis_path: str | os.PathLike, out_path: str | os.PathLike) -> Path:
+        """Read, fuse and write one pair atomically; the format follows ``out_path``'s suffix."""
+        out_path = Path(out_path)
+        if out_path.suffix.lower() not in IMAGE_SUFFIXES:
+            raise ImageError(f"{out_path}: output suffix must be one of {', '.join(IMAGE_SUFFIXES)}")
+        if out_path.is_dir():
+            raise ImageError(f"{out_path}: is a folder, expected an output image file")
+        fused = self.fuse_arrays(read_image(ir_path), read_image(vis_path), ir_label=str(ir_path), vis_label=str(vis_path))
+        return write_image(out_path, fused)
+
+    def fuse_folders(self, ir_dir: str | os.PathLike, vis_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                     skip_unmatched: bool = False, suffix: str = ".png", progress: bool = False) -> list[Path]:
+        """Fuse every pair of two folders matched by file name into ``out_dir/<name><suffix>``.
+
+        Names found in only one folder are listed in an :class:`ImageError` unless
+        ``skip_unmatched``, in which case the matched pairs are fused and the others
+        ignored.  Returns the written paths in natural name order.
+        """
+        ir_images, vis_images = list_images(ir_dir), list_images(vis_dir)
+        only_ir = sorted(set(ir_images) - set(vis_images), key=natural_key)
+        only_vis = sorted(set(vis_images) - set(ir_images), key=natural_key)
+        names = sorted(set(ir_images) & set(vis_images), key=natural_key)
+        if (only_ir or only_vis) and not skip_unmatched:
+            parts = [f"only in {folder}: {', '.join(found)}" for folder, found in ((ir_dir, only_ir), (vis_dir, only_vis)) if found]
+            raise ImageError("images do not pair up by name (" + "; ".join(parts) + "); use skip_unmatched / --skip-unmatched to fuse the rest")
+        if not names:
+            raise ImageError(f"{ir_dir} and {vis_dir}: no image names in common")
+        if suffix.lower() not in IMAGE_SUFFIXES:
+            raise ImageError(f"output suffix must be one of {', '.join(IMAGE_SUFFIXES)}, got {suffix!r}")
+        from tqdm.auto import tqdm
+
+        written = []
+        for name in tqdm(names, desc="fuse", unit="pair", disable=not progress):
+            written.append(self.fuse_files(ir_images[name], vis_images[name], Path(out_dir) / f"{name}{suffix}"))
+        return written
+
+
+def fuse(ir: str | os.PathLike, vis: str | os.PathLike, out: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
+         tile: int | None = None, precision: str = "float32", skip_unmatched: bool = False,
+         progress: bool = False) -> list[Path]:
+    """``twogan fuse``: fuse two files into ``out``, or two folders into the folder ``out``."""
+    ir, vis = Path(ir), Path(vis)
+    if ir.is_dir() != vis.is_dir():
+        raise ImageError(f"--ir {ir} and --vis {vis}: give two files or two folders")
+    fuser = Fuser(checkpoint, precision=precision, tile=tile)
+    if ir.is_dir():
+        return fuser.fuse_folders(ir, vis, out, skip_unmatched=skip_unmatched, progress=progress)
+    return [fuser.fuse_files(ir, vis, out)]
