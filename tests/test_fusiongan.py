@@ -204,6 +204,12 @@ def test_cli_fuse_with_an_original_checkpoint_writes_the_compat_image(checkpoint
     np.testing.assert_array_equal(read_image(corrected), fuse_original(ir, vis, prefix, "corrected"))
     assert main(["fuse", "--fusiongan-checkpoint", str(tmp_path / "missing"), "--ir", str(tmp_path / "ir.png"),
                  "--vis", str(tmp_path / "vis.png"), "--out", str(corrected)]) == 2
+    # folders paired by name, like the original script's loop over Test_ir / Test_vi
+    write_image(tmp_path / "Test_ir" / "7.png", ir)
+    write_image(tmp_path / "Test_vi" / "7.png", vis)
+    assert main(["fuse", "--fusiongan-checkpoint", prefix.rsplit("/", 1)[0], "--ir", str(tmp_path / "Test_ir"),
+                 "--vis", str(tmp_path / "Test_vi"), "--out", str(tmp_path / "result"), "--quiet"]) == 0
+    np.testing.assert_array_equal(read_image(tmp_path / "result" / "7.png"), written)
 
 
 def test_a_short_real_fusiongan_training_through_the_cli(mini_split, tmp_path):

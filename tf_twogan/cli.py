@@ -66,11 +66,25 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _fuse(args: argparse.Namespace) -> None:
+    if args.fusiongan_checkpoint is not None:
+        _fuse_fusiongan(args)
+        return
     from .inference import fuse
 
     written = fuse(args.ir, args.vis, args.out, checkpoint=args.checkpoint, tile=args.tile, precision=args.precision,
                    skip_unmatched=args.skip_unmatched, progress=not args.quiet)
     print(written[0] if len(written) == 1 else f"{args.out}: {len(written)} fused images")
+
+
+def _fuse_fusiongan(args: argparse.Namespace) -> None:
+    """``twogan fuse --fusiongan-checkpoint``: an original FusionGAN TF1 checkpoint (compat or corrected)."""
+    from .fusiongan import fuse_original_paths
+
+    if args.checkpoint is not None:
+        raise ConfigError("--checkpoint and --fusiongan-checkpoint exclude each other")
+    mode = "corrected" if args.fusiongan_corrected else "compat"
+    written = fuse_original_paths(args.ir, args.vis, args.out, args.fusiongan_checkpoint, mode, progress=not args.quiet)
+    print(written[0] if len(written) == 1 else f"{args.out}: {len(written)} fused images (FusionGAN {mode})")
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -138,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
                       "2048x2048 pixels; 0: never tile)")
     fuse.add_argument("--precision", choices=("float32", "bfloat16"), default="float32", help="compute precision")
     fuse.add_argument("--skip-unmatched", action="store_true", help="folder mode: fuse the pairs that match, ignore the rest")
+    fuse.add_argument("--fusiongan-checkpoint", metavar="PREFIX",
+                      help="fuse with an original FusionGAN TF1 checkpoint (prefix or its folder), reproducing its "
+                      "test_one_image.py output (see docs/FUSIONGAN.md)")
+    fuse.add_argument("--fusiongan-corrected", action="store_true",
+                      help="with --fusiongan-checkpoint: spectral norm, restored BatchNorm statistics, no min-max stretch")
     fuse.add_argument("--quiet", action="store_true", help="no progress bar")
     fuse.set_defaults(handler=_fuse)
 

@@ -254,13 +254,30 @@ def read_gray(path: str | os.PathLike) -> np.ndarray:
     return to_gray(read_image(path))
 
 
-def fuse_original_files(ir_path: str | os.PathLike, vis_path: str | os.PathLike, out_path: str | os.PathLike,
-                        checkpoint: str | os.PathLike, mode: str = "compat") -> Path:
-    """``twogan fuse --fusiongan-checkpoint``: read a pair, fuse it, write the uint8 image atomically."""
-    from .images import write_image
+def fuse_original_paths(ir: str | os.PathLike, vis: str | os.PathLike, out: str | os.PathLike,
+                        checkpoint: str | os.PathLike, mode: str = "compat", progress: bool = False) -> list[Path]:
+    """``twogan fuse --fusiongan-checkpoint``: fuse a pair of files, or two folders paired by name.
 
-    fused = fuse_original(read_gray(ir_path), read_gray(vis_path), checkpoint, mode)
-    return write_image(out_path, fused)
+    Files: ``out`` is the output file.  Folders: ``out`` is a folder of ``<name>.png``,
+    like the original script's loop over ``Test_ir``/``Test_vi``.  The checkpoint is
+    loaded once; each image is written atomically as uint8.
+    """
+    from tqdm.auto import tqdm
+
+    from .images import pair_folders, write_image
+
+    if Path(ir).is_dir() != Path(vis).is_dir():
+        raise ValueError(f"--ir and --vis must both be files or both be folders ({ir}, {vis})")
+    generator = load_original_generator(checkpoint, mode)
+    if Path(ir).is_dir():
+        jobs = [(ir_path, vis_path, Path(out) / f"{name}.png") for name, ir_path, vis_path in pair_folders(ir, vis)]
+    else:
+        jobs = [(Path(ir), Path(vis), Path(out))]
+    written = []
+    for ir_path, vis_path, target in tqdm(jobs, desc="fuse (FusionGAN)", unit="pair", disable=not progress or len(jobs) == 1,
+                                          leave=False):
+        written.append(write_image(target, fuse_original(read_gray(ir_path), read_gray(vis_path), generator, mode)))
+    return written
 
 
 def _check_mode(mode: str) -> None:
