@@ -233,3 +233,36 @@ def test_cli_fuse_files_folders_and_errors(tiny_checkpoint, tmp_path, capsys):
     assert main(["fuse", "--ir", str(tmp_path / "ir.png"), "--vis", str(tmp_path / "missing.png"),
                  "--out", str(tmp_path / "never.png"), "--checkpoint", str(tiny_checkpoint)]) == 2
     assert "missing.png" in capsys.readouterr().err and not (tmp_path / "never.png").exists()
+
+
+def test_demo_fuses_the_samples_prints_eight_metrics_and_draws_a_figure(tiny_checkpoint, tmp_path, capsys):
+    from tf_twogan.cli import main
+    from tf_twogan.demo import sample_pairs
+    from tf_twogan.metrics import PAPER_METRICS, evaluate
+
+    samples = sample_pairs()
+    assert 2 <= len(samples) <= 3
+    assert sum(p.stat().st_size for _, a, b in samples for p in (a, b)) <= 2 * 2**20
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--checkpoint", str(tiny_checkpoint)]) == 0
+    printed = capsys.readouterr().out
+    header = next(line for line in printed.splitlines() if line.startswith("| image"))
+    assert [cell.strip() for cell in header.strip("|").split("|")][1:] == list(PAPER_METRICS)
+    fuser = Fuser(tiny_checkpoint)
+    for name, ir_path, vis_path in samples:
+        ir, vis = iio.imread(ir_path), iio.imread(vis_path)
+        fused = iio.imread(tmp_path / "demo" / "fused" / f"{name}.png")
+        assert np.array_equal(fused, fuser.fuse_arrays(ir, vis))
+        row = next(line for line in printed.splitlines() if line.startswith(f"| {name} |"))
+        values = [float(cell) for cell in row.strip("|").split("|")[1:]]
+        assert values == pytest.approx(list(evaluate(ir, vis, fused).values()), abs=1e-4)
+    figure = iio.imread(tmp_path / "demo" / "demo.png")
+    assert figure.ndim == 3 and figure.shape[0] > 500 and figure.shape[1] > 500
+    assert (tmp_path / "demo" / "metrics.md").read_text().count("\n") == len(samples) + 3
+
+
+@pytest.mark.skipif(not (Path(inference.__file__).parent / "checkpoints" / "lite" / "g3.keras").is_file(),
+                    reason="the shipped checkpoint is not in this checkout yet")
+def test_default_checkpoint_is_the_shipped_one():
+    ir, vis = sample_pair("tno_13")
+    fused = Fuser().fuse_arrays(ir, vis)
+    assert fused.shape == ir.shape and fused.dtype == np.uint8
