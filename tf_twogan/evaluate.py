@@ -1,0 +1,304 @@
+"""Evaluate folders of fused images: per-image CSVs, a mean table, a Markdown table, a plot.
+
+No TensorFlow here.  Images pair by file stem (:func:`tf_twogan.images.list_images`);
+colour images become gray with ``round(0.299 R + 0.587 G + 0.114 B)`` before the
+metrics of :mod:`tf_twogan.metrics` are computed.  Two layouts of fused results:
+
+* :func:`evaluate_folders` -- one folder per method, files named ``<stem>.<ext>``;
+  the method is the folder's name (``twogan evaluate --fused DIR [--fused DIR ...]``).
+* :func:`evaluate_vifb_style` -- one folder holding every method, files named
+  ``<stem>_<method>.<ext>`` as VIFB publishes them.
+
+Both write into ``out_dir`` (each file atomically):
+``<method>_metrics.csv`` (one row per image), ``metrics_mean.csv`` (columns
+``method,EN,MI,...``, one row per method), ``metrics_mean.md`` (the best value of
+each column in bold) and ``metrics_mean.png`` (one panel per metric, methods side
+by side, as the paper's Fig. 9).  Means skip NaN scores (e.g. SCD of a fused image
+equal to a source), as VIFB's ``nanmean`` does.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from tf_twogan import metrics as M
+from tf_twogan.images import ImageError, atomic_path, list_images, natural_key, read_image, to_gray_uint8
+
+__all__ = ["EvaluationResult", "evaluate_folders", "evaluate_vifb_style", "LOWER_IS_BETTER"]
+
+# every other metric is better when higher
+LOWER_IS_BETTER = frozenset({"RMSE", "CE"})
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """What an evaluation computed and wrote.
+
+    ``per_image[method][image][metric]`` and ``means[method][metric]`` hold the
+    scores; ``files`` maps ``"mean_csv"``, ``"markdown"``, ``"plot"`` and
+    ``"csv:<method>"`` to the written paths.  ``str(result)`` is the Markdown table.
+    """
+
+    metrics: tuple[str, ...]
+    convention: str
+    per_image: dict[str, dict[str, dict[str, float]]]
+    means: dict[str, dict[str, float]]
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return tuple(self.means)
+
+    def markdown(self) -> str:
+        return markdown_table(self.means, self.metrics)
+
+    def __str__(self) -> str:
+        return self.markdown()
+
+
+# ----------------------------------------------------------------------------
+# public entry points
+
+
+def evaluate_folders(
+    ir_dir: str | os.PathLike,
+    vis_dir: str | os.PathLike,
+    fused_dirs: str | os.PathLike | Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    metrics: Iterable[str] | str | None = None,
+    convention: str = "matlab",
+    progress: bool = True,
+) -> EvaluationResult:
+    """Score every fused folder against the source pairs; write the tables and plot.
+
+    ``fused_dirs``: one folder per method (its name is the method's name), each
+    holding ``<stem>.<ext>`` for the pairs it fused.  All fused folders must hold
+    the same stems, and each stem needs an infrared and a visible image; pairs
+    without a fused image are not evaluated.  ``metrics`` and ``convention`` as in
+    :func:`tf_twogan.metrics.evaluate`.  Raises :class:`ImageError` naming the
+    files for missing counterparts and mismatched sizes.
+    """
+    if isinstance(fused_dirs, (str, os.PathLike)):
+        fused_dirs = [fused_dirs]
+    folders = [Path(d) for d in fused_dirs]
+    if not folders:
+        raise ValueError("no fused folders given")
+    names = [_method_name(folder) for folder in folders]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"fused folders must have distinct names (they name the methods): {', '.join(duplicates)}")
+    methods = {name: list_images(folder) for name, folder in zip(names, folders)}
+    return _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress)
+
+
+def evaluate_vifb_style(
+    ir_dir: str | os.PathLike,
+    vis_dir: str | os.PathLike,
+    fused_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    metrics: Iterable[str] | str | None = None,
+    convention: str = "matlab",
+    progress: bool = True,
+    methods: Iterable[str] | None = None,
+) -> EvaluationResult:
+    """Like :func:`evaluate_folders` for one folder of ``<stem>_<method>.<ext>`` files.
+
+    The stem is the longest infrared/visible pair name followed by ``_``; the rest
+    of the file name is the method (``manCall_Hybrid_MSD.jpg`` -> pair ``manCall``,
+    method ``Hybrid_MSD``).  ``methods`` restricts and orders the methods; by
+    default all are evaluated, in alphabetical order.
+    """
+    sources = list_images(ir_dir)
+    stems = sorted(sources, key=len, reverse=True)
+    grouped: dict[str, dict[str, Path]] = {}
+    unmatched = []
+    for file_stem, path in list_images(fused_dir).items():
+        stem = next((s for s in stems if file_stem.startswith(s + "_") and len(file_stem) > len(s) + 1), None)
+        if stem is None:
+            unmatched.append(path.name)
+            continue
+        grouped.setdefault(file_stem[len(stem) + 1:], {})[stem] = path
+    if unmatched:
+        raise ImageError(f"{fused_dir}: files not named <pair>_<method> for a pair in {ir_dir}: {', '.join(unmatched)}")
+    if methods is None:
+        order = sorted(grouped, key=str.lower)
+    else:
+        order = [str(m) for m in methods]
+        missing = [m for m in order if m not in grouped]
+        if missing:
+            raise ImageError(f"{fused_dir}: no fused images for method(s) {', '.join(missing)}")
+    return _evaluate(ir_dir, vis_dir, {m: grouped[m] for m in order}, out_dir, metrics, convention, progress)
+
+
+# ----------------------------------------------------------------------------
+# evaluation
+
+
+def _method_name(folder: Path) -> str:
+    name = folder.resolve().name if folder.name in ("", ".", "..") else folder.name
+    if not name:
+        raise ValueError(f"{folder}: cannot name a method after this folder")
+    return name
+
+
+def _check_names(ir_dir, vis_dir, methods: Mapping[str, Mapping[str, Path]]) -> list[str]:
+    """The stems to evaluate; every method must have them all, with both sources."""
+    stem_sets = {method: set(files) for method, files in methods.items()}
+    wanted = set().union(*stem_sets.values())
+    problems = []
+    for method, stems in stem_sets.items():
+        lacking = sorted(wanted - stems, key=natural_key)
+        if lacking:
+            problems.append(f"method {method} has no fused image for {', '.join(lacking)}")
+    ir_images, vis_images = list_images(ir_dir), list_images(vis_dir)
+    for folder, images in ((ir_dir, ir_images), (vis_dir, vis_images)):
+        missing = sorted(wanted - set(images), key=natural_key)
+        if missing:
+            problems.append(f"no source image in {folder} for fused image(s) {', '.join(missing)}")
+    if problems:
+        raise ImageError("images do not pair up: " + "; ".join(problems))
+    return sorted(wanted, key=natural_key)
+
+
+def _read_gray(path: Path) -> np.ndarray:
+    return to_gray_uint8(read_image(path))
+
+
+def _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress) -> EvaluationResult:
+    from tqdm.auto import tqdm
+
+    names = M.metric_names(metrics)
+    if convention not in M.CONVENTIONS:
+        raise ValueError(f"convention must be one of {M.CONVENTIONS}, got {convention!r}")
+    stems = _check_names(ir_dir, vis_dir, methods)
+    ir_images, vis_images = list_images(ir_dir), list_images(vis_dir)
+    sources: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    per_image: dict[str, dict[str, dict[str, float]]] = {m: {} for m in methods}
+    bar = tqdm(total=len(stems) * len(methods), desc="evaluate", unit="image", disable=not progress)
+    try:
+        for stem in stems:  # sources read once, scored against every method
+            ir, vis = _read_gray(ir_images[stem]), _read_gray(vis_images[stem])
+            if ir.shape != vis.shape:
+                raise ImageError(f"sizes differ: {ir_images[stem]} is {ir.shape}, {vis_images[stem]} is {vis.shape}")
+            for method, files in methods.items():
+                fused = _read_gray(files[stem])
+                if fused.shape != ir.shape:
+                    raise ImageError(f"sizes differ: {files[stem]} is {fused.shape}, "
+                                     f"its sources {ir_images[stem].name}, {vis_images[stem].name} are {ir.shape}")
+                per_image[method][stem] = M.evaluate(ir, vis, fused, metrics=names, convention=convention)
+                bar.update(1)
+    finally:
+        bar.close()
+    ordered = {m: {s: per_image[m][s] for s in stems} for m in methods}
+    means = {m: {k: _nanmean([row[k] for row in ordered[m].values()]) for k in names} for m in methods}
+    result = EvaluationResult(tuple(names), convention, ordered, means)
+    result.files.update(write_outputs(result, out_dir))
+    return result
+
+
+def _nanmean(values: Sequence[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+# ----------------------------------------------------------------------------
+# outputs
+
+
+def _write_text(path: Path, text: str) -> Path:
+    temporary, target = atomic_path(path)
+    try:
+        temporary.write_text(text, encoding="utf-8", newline="")
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return target
+
+
+def _csv_text(header: Sequence[str], rows: Iterable[Sequence]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([f"{v:.10g}" if isinstance(v, float) else v for v in row])
+    return buffer.getvalue()
+
+
+def _best(values: Sequence[float], metric: str) -> float | None:
+    finite = [v for v in values if not math.isnan(v)]
+    if not finite:
+        return None
+    return min(finite) if metric in LOWER_IS_BETTER else max(finite)
+
+
+def markdown_table(means: Mapping[str, Mapping[str, float]], metrics: Sequence[str], digits: int = 4) -> str:
+    """Markdown table of the means, the best value of each column in bold."""
+    lines = ["| method | " + " | ".join(metrics) + " |", "|---|" + "---:|" * len(metrics)]
+    best = {k: _best([row[k] for row in means.values()], k) for k in metrics}
+    for method, row in means.items():
+        cells = []
+        for k in metrics:
+            text = f"{row[k]:.{digits}f}"
+            cells.append(f"**{text}**" if best[k] is not None and f"{best[k]:.{digits}f}" == text else text)
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_means(result: EvaluationResult, path: str | os.PathLike) -> Path:
+    """Fig. 9-style PNG: one panel per metric, one bar per method (best bar dark),
+    whiskers at one standard deviation over the images."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    methods, metrics = list(result.means), list(result.metrics)
+    columns = min(4, len(metrics))
+    rows = math.ceil(len(metrics) / columns)
+    width = max(3.2, 0.28 * len(methods) + 1.2)
+    figure = Figure(figsize=(width * columns, 3.0 * rows), layout="constrained")
+    FigureCanvasAgg(figure)
+    positions = np.arange(len(methods))
+    for index, metric in enumerate(metrics):
+        axes = figure.add_subplot(rows, columns, index + 1)
+        means = np.array([result.means[m][metric] for m in methods])
+        spread = np.array([np.nanstd([v[metric] for v in result.per_image[m].values()]) for m in methods])
+        best = _best(list(means), metric)
+        colours = ["#1f4e79" if best is not None and v == best else "#8fb3d9" for v in means]
+        axes.bar(positions, means, yerr=spread, color=colours, error_kw=dict(lw=0.6, capsize=1.5, ecolor="#444444"))
+        direction = "lower is better" if metric in LOWER_IS_BETTER else "higher is better"
+        axes.set_title(f"{metric} ({direction})", fontsize=9)
+        axes.set_xticks(positions, methods, rotation=90, fontsize=7)
+        axes.tick_params(axis="y", labelsize=7)
+        axes.grid(axis="y", lw=0.3, alpha=0.6)
+        axes.set_axisbelow(True)
+    figure.suptitle(f"Mean over {len(next(iter(result.per_image.values())))} image pairs "
+                    f"({result.convention} convention)", fontsize=10)
+    temporary, target = atomic_path(path)
+    try:
+        figure.savefig(temporary, format="png", dpi=120)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return target
+
+
+def write_outputs(result: EvaluationResult, out_dir: str | os.PathLike) -> dict[str, Path]:
+    """Write the per-method CSVs, ``metrics_mean.csv``/``.md`` and ``metrics_mean.png``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    metrics = list(result.metrics)
+    for method, rows in result.per_image.items():
+        text = _csv_text(["image", *metrics], ([stem, *(row[k] for k in metrics)] for stem, row in rows.items()))
+        files[f"csv:{method}"] = _write_text(out / f"{method}_metrics.csv", text)
+    mean_rows = ([method, *(row[k] for k in metrics)] for method, row in result.means.items())
+    files["mean_csv"] = _write_text(out / "metrics_mean.csv", _csv_text(["method", *metrics], mean_rows))
+    files["markdown"] = _write_text(out / "metrics_mean.md", result.markdown())
+    files["plot"] = plot_means(result, out / "metrics_mean.png")
+    return files
