@@ -160,3 +160,19 @@ def test_cli_evaluate_prints_the_markdown_table(folders, tmp_path):
     assert run.returncode == 0, run.stderr
     assert "| method | EN | SD |" in run.stdout
     assert (out / "metrics_mean.csv").is_file()
+
+
+def test_channels_mode_scores_colour_fused_images_per_channel(folders, tmp_path):
+    rng = np.random.default_rng(5)
+    colour = tmp_path / "colour"
+    for stem in ("a", "b", "c"):
+        write_image(colour / f"{stem}.png", rng.integers(0, 256, (40, 48, 3)).astype(np.uint8))
+    result = evaluate_folders(folders["ir"], folders["vis"], colour, tmp_path / "out", metrics="EN,SD",
+                              progress=False, color="channels")
+    import imageio.v3 as iio
+
+    fused = iio.imread(colour / "a.png")
+    expected = np.mean([M.en(fused[..., k]) for k in range(3)])
+    assert result.per_image["colour"]["a"]["EN"] == pytest.approx(expected, rel=1e-12)
+    gray = evaluate_folders(folders["ir"], folders["vis"], colour, tmp_path / "gray", metrics="EN,SD", progress=False)
+    assert gray.per_image["colour"]["a"]["EN"] != result.per_image["colour"]["a"]["EN"]

@@ -342,3 +342,33 @@ def test_metrics_module_does_not_import_tensorflow():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.strip() == "False"
+
+
+# ----------------------------------------------------------------------------
+# VIFB's own stored MATLAB results (colour fused images, per-channel convention)
+
+
+@pytest.mark.parametrize("case", REFERENCE["vifb_stored"]["cases"], ids=lambda c: f"{c['pair']}_{c['method']}")
+def test_channels_colour_mode_reproduces_vifb_stored_results(case):
+    from tf_twogan.images import read_image
+
+    folder = DATA / "vifb"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} not found")
+    ir = read_image(folder / "ir" / f"{case['pair']}.jpg")
+    vis = read_image(folder / "vis" / f"{case['pair']}.jpg")
+    fused = read_image(folder / "fused" / f"{case['pair']}_{case['method']}.jpg")
+    got = M.evaluate(ir, vis, fused, metrics=list(case["values"]), color="channels")
+    for metric, stored in case["values"].items():
+        # stored with 5 significant digits
+        assert got[metric] == pytest.approx(stored, rel=1e-4), metric
+
+
+def test_channels_mode_scores_a_gray_fused_image_like_gray_mode():
+    ir, vis, fused = _small_triple(6)
+    assert M.evaluate(ir, vis, fused, color="channels") == M.evaluate(ir, vis, fused)
+
+
+def test_unknown_colour_mode_is_rejected():
+    with pytest.raises(ValueError, match="color"):
+        M.evaluate(*_small_triple(6), color="luma")

@@ -29,7 +29,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from tf_twogan import metrics as M
-from tf_twogan.images import ImageError, atomic_path, list_images, natural_key, read_image, to_gray_uint8
+from tf_twogan.images import ImageError, atomic_path, list_images, natural_key, read_image, to_gray_uint8, to_unit_scale
 
 __all__ = ["EvaluationResult", "evaluate_folders", "evaluate_vifb_style", "LOWER_IS_BETTER"]
 
@@ -51,6 +51,7 @@ class EvaluationResult:
     per_image: dict[str, dict[str, dict[str, float]]]
     means: dict[str, dict[str, float]]
     files: dict[str, Path] = field(default_factory=dict)
+    color: str = "gray"
 
     @property
     def methods(self) -> tuple[str, ...]:
@@ -75,6 +76,7 @@ def evaluate_folders(
     metrics: Iterable[str] | str | None = None,
     convention: str = "matlab",
     progress: bool = True,
+    color: str = "gray",
 ) -> EvaluationResult:
     """Score every fused folder against the source pairs; write the tables and plot.
 
@@ -82,8 +84,11 @@ def evaluate_folders(
     holding ``<stem>.<ext>`` for the pairs it fused.  All fused folders must hold
     the same stems, and each stem needs an infrared and a visible image; pairs
     without a fused image are not evaluated.  ``metrics`` and ``convention`` as in
-    :func:`tf_twogan.metrics.evaluate`.  Raises :class:`ImageError` naming the
-    files for missing counterparts and mismatched sizes.
+    :func:`tf_twogan.metrics.evaluate`.  ``color="gray"`` (default) scores the
+    gray images (RGB -> rounded BT.601 luma); ``color="channels"`` scores colour
+    fused images per channel and averages, as VIFB's own tables do.  Raises
+    :class:`ImageError` naming the files for missing counterparts and mismatched
+    sizes.
     """
     if isinstance(fused_dirs, (str, os.PathLike)):
         fused_dirs = [fused_dirs]
@@ -95,7 +100,7 @@ def evaluate_folders(
     if duplicates:
         raise ValueError(f"fused folders must have distinct names (they name the methods): {', '.join(duplicates)}")
     methods = {name: list_images(folder) for name, folder in zip(names, folders)}
-    return _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress)
+    return _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, color)
 
 
 def evaluate_vifb_style(
@@ -107,13 +112,15 @@ def evaluate_vifb_style(
     convention: str = "matlab",
     progress: bool = True,
     methods: Iterable[str] | None = None,
+    color: str = "gray",
 ) -> EvaluationResult:
     """Like :func:`evaluate_folders` for one folder of ``<stem>_<method>.<ext>`` files.
 
     The stem is the longest infrared/visible pair name followed by ``_``; the rest
     of the file name is the method (``manCall_Hybrid_MSD.jpg`` -> pair ``manCall``,
     method ``Hybrid_MSD``).  ``methods`` restricts and orders the methods; by
-    default all are evaluated, in alphabetical order.
+    default all are evaluated, in alphabetical order.  ``color="channels"``
+    reproduces VIFB's own per-channel scores of colour results.
     """
     sources = list_images(ir_dir)
     stems = sorted(sources, key=len, reverse=True)
@@ -134,7 +141,7 @@ def evaluate_vifb_style(
         missing = [m for m in order if m not in grouped]
         if missing:
             raise ImageError(f"{fused_dir}: no fused images for method(s) {', '.join(missing)}")
-    return _evaluate(ir_dir, vis_dir, {m: grouped[m] for m in order}, out_dir, metrics, convention, progress)
+    return _evaluate(ir_dir, vis_dir, {m: grouped[m] for m in order}, out_dir, metrics, convention, progress, color)
 
 
 # ----------------------------------------------------------------------------
@@ -171,12 +178,20 @@ def _read_gray(path: Path) -> np.ndarray:
     return to_gray_uint8(read_image(path))
 
 
-def _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress) -> EvaluationResult:
+def _read_as_stored(path: Path) -> np.ndarray:
+    image = read_image(path)
+    return to_unit_scale(image) if image.dtype == np.uint16 else image
+
+
+def _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, color="gray") -> EvaluationResult:
     from tqdm.auto import tqdm
 
     names = M.metric_names(metrics)
     if convention not in M.CONVENTIONS:
         raise ValueError(f"convention must be one of {M.CONVENTIONS}, got {convention!r}")
+    if color not in M.COLORS:
+        raise ValueError(f"color must be one of {M.COLORS}, got {color!r}")
+    read = _read_gray if color == "gray" else _read_as_stored
     stems = _check_names(ir_dir, vis_dir, methods)
     ir_images, vis_images = list_images(ir_dir), list_images(vis_dir)
     sources: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -184,21 +199,22 @@ def _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress) 
     bar = tqdm(total=len(stems) * len(methods), desc="evaluate", unit="image", disable=not progress)
     try:
         for stem in stems:  # sources read once, scored against every method
-            ir, vis = _read_gray(ir_images[stem]), _read_gray(vis_images[stem])
-            if ir.shape != vis.shape:
-                raise ImageError(f"sizes differ: {ir_images[stem]} is {ir.shape}, {vis_images[stem]} is {vis.shape}")
+            ir, vis = read(ir_images[stem]), read(vis_images[stem])
+            if ir.shape[:2] != vis.shape[:2]:
+                raise ImageError(f"sizes differ: {ir_images[stem]} is {ir.shape[:2]}, "
+                                 f"{vis_images[stem]} is {vis.shape[:2]}")
             for method, files in methods.items():
-                fused = _read_gray(files[stem])
-                if fused.shape != ir.shape:
-                    raise ImageError(f"sizes differ: {files[stem]} is {fused.shape}, "
-                                     f"its sources {ir_images[stem].name}, {vis_images[stem].name} are {ir.shape}")
-                per_image[method][stem] = M.evaluate(ir, vis, fused, metrics=names, convention=convention)
+                fused = read(files[stem])
+                if fused.shape[:2] != ir.shape[:2]:
+                    raise ImageError(f"sizes differ: {files[stem]} is {fused.shape[:2]}, "
+                                     f"its sources {ir_images[stem].name}, {vis_images[stem].name} are {ir.shape[:2]}")
+                per_image[method][stem] = M.evaluate(ir, vis, fused, metrics=names, convention=convention, color=color)
                 bar.update(1)
     finally:
         bar.close()
     ordered = {m: {s: per_image[m][s] for s in stems} for m in methods}
     means = {m: {k: _nanmean([row[k] for row in ordered[m].values()]) for k in names} for m in methods}
-    result = EvaluationResult(tuple(names), convention, ordered, means)
+    result = EvaluationResult(tuple(names), convention, ordered, means, color=color)
     result.files.update(write_outputs(result, out_dir))
     return result
 
@@ -278,7 +294,7 @@ def plot_means(result: EvaluationResult, path: str | os.PathLike) -> Path:
         axes.grid(axis="y", lw=0.3, alpha=0.6)
         axes.set_axisbelow(True)
     figure.suptitle(f"Mean over {len(next(iter(result.per_image.values())))} image pairs "
-                    f"({result.convention} convention)", fontsize=10)
+                    f"({result.convention} convention, {result.color})", fontsize=10)
     temporary, target = atomic_path(path)
     try:
         figure.savefig(temporary, format="png", dpi=120)

@@ -24,10 +24,11 @@ Two conventions (SPEC section 8):
 
 Colour: :func:`evaluate` turns RGB input into gray with
 ``round(0.299 R + 0.587 G + 0.114 B)`` (:func:`tf_twogan.images.to_gray_uint8`),
-as SPEC section 8 says.  Note that VIFB's ``compute_metrics.m`` does *not* convert
-RGB fused images this way: it evaluates each colour channel and averages the
-scores (``rgb2gray`` is only reached inside a few helpers, never on that path), so
-VIFB's published numbers for RGB results are channel means, not gray scores.
+as SPEC section 8 says.  VIFB's ``compute_metrics.m`` does *not* convert colour
+fused images to gray (with ``rgb2gray`` or otherwise): it scores each colour
+channel and averages the scores, so VIFB's published numbers for colour results
+are channel means.  ``evaluate(..., color="channels")`` reproduces that, and
+matches VIFB's stored MATLAB results (``tests/test_metrics.py``).
 """
 from __future__ import annotations
 
@@ -819,6 +820,9 @@ def metric_names(metrics: Iterable[str] | str | None = None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+COLORS = ("gray", "channels")
+
+
 def _to_gray_input(image, name: str) -> np.ndarray:
     array = np.asarray(image)
     if array.ndim == 3 and array.shape[-1] in (3, 4):
@@ -832,7 +836,44 @@ def _to_gray_input(image, name: str) -> np.ndarray:
     return array
 
 
-def evaluate(ir, vis, fused, metrics: Iterable[str] | str | None = None, convention: str = "matlab") -> dict[str, float]:
+def _channel(image: np.ndarray, k: int) -> np.ndarray:
+    return image[..., k] if image.ndim == 3 else image
+
+
+def _evaluate_channels(ir, vis, fused, names, table, convention: str) -> dict[str, float]:
+    """VIFB's ``compute_metrics.m`` on a colour fused image: every metric per colour
+    channel (a gray source is used for each), then the mean of the three scores --
+    except SF, whose ``[m, n] = size(fused)`` sees the channels side by side."""
+    arrays = [np.asarray(x) for x in (ir, vis, fused)]
+    arrays = [x[..., :3] if x.ndim == 3 and x.shape[-1] == 4 else (x[..., 0] if x.ndim == 3 and x.shape[-1] == 1 else x)
+              for x in arrays]
+    ir, vis, fused = arrays
+    for name, x in (("ir", ir), ("vis", vis), ("fused", fused)):
+        if x.ndim != 2 and not (x.ndim == 3 and x.shape[-1] == 3):
+            raise ValueError(f"{name}: expected a gray or RGB image, got shape {x.shape}")
+    if fused.ndim == 2:  # a gray fused image is scored as one channel
+        return _evaluate_gray(ir if ir.ndim == 2 else _to_gray_input(ir, "ir"),
+                              vis if vis.ndim == 2 else _to_gray_input(vis, "vis"), fused, names, table)
+    channels = [(_channel(ir, k), _channel(vis, k), fused[..., k]) for k in range(3)]
+    for triple in channels:
+        _triple(*triple)
+    out = {}
+    for name in names:
+        if name == "SF":
+            out[name] = sf(np.concatenate([fused[..., k] for k in range(3)], axis=1), convention=convention)
+        else:
+            out[name] = float(np.mean([table[name](*triple) for triple in channels]))
+    return out
+
+
+def _evaluate_gray(ir, vis, fused, names, table) -> dict[str, float]:
+    ir, vis, fused = _triple(ir, vis, fused)
+    return {name: float(table[name](ir, vis, fused)) for name in names}
+
+
+def evaluate(
+    ir, vis, fused, metrics: Iterable[str] | str | None = None, convention: str = "matlab", color: str = "gray"
+) -> dict[str, float]:
     """Score one fused image: ``{"EN": ..., "MI": ..., ...}`` in the requested order.
 
     ``metrics``: names from :data:`PAPER_METRICS` (the default, the paper's eight:
@@ -840,12 +881,20 @@ def evaluate(ir, vis, fused, metrics: Iterable[str] | str | None = None, convent
     PSNR, RMSE, CC, CE), as a list or a comma-separated string.  ``convention``:
     ``"matlab"`` (default, the VIFB/Haghighat/Aslantas MATLAB code) or
     ``"python"`` (the CDDFuse-style Python evaluator); see the module docstring.
-    Arrays are gray (H, W) or RGB (H, W, 3), uint8 or float on 0..255; RGB becomes
-    ``round(0.299 R + 0.587 G + 0.114 B)``.
+    Arrays are gray (H, W) or RGB (H, W, 3), uint8 or float on 0..255.
+
+    ``color="gray"`` (default, SPEC section 8): RGB becomes
+    ``round(0.299 R + 0.587 G + 0.114 B)`` before scoring.  ``color="channels"``
+    reproduces VIFB's own tables for colour fused images: VIFB's
+    ``compute_metrics.m`` never converts them to gray but scores each channel and
+    averages (SF: channels side by side); this matches VIFB's stored results.
     """
     _check_convention(convention)
+    if color not in COLORS:
+        raise ValueError(f"color must be one of {COLORS}, got {color!r}")
     names = metric_names(metrics)
-    ir, vis, fused = (_to_gray_input(x, n) for x, n in ((ir, "ir"), (vis, "vis"), (fused, "fused")))
-    ir, vis, fused = _triple(ir, vis, fused)
     table = _registry(convention)
-    return {name: float(table[name](ir, vis, fused)) for name in names}
+    if color == "channels":
+        return _evaluate_channels(ir, vis, fused, names, table, convention)
+    ir, vis, fused = (_to_gray_input(x, n) for x, n in ((ir, "ir"), (vis, "vis"), (fused, "fused")))
+    return _evaluate_gray(ir, vis, fused, names, table)
