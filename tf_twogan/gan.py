@@ -95,9 +95,20 @@ class AdversarialPair(keras.Model):
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
 
     def compile(self, generator_optimizer: keras.optimizers.Optimizer, discriminator_optimizer: keras.optimizers.Optimizer, **kwargs: Any) -> None:
-        super().compile(**kwargs)
+        """One optimizer per network, both built here.
+
+        The generator's optimizer is also the model's ``optimizer`` (its ``iterations``
+        count batches for callbacks).  Building both now matters for resume:
+        BackupAndRestore restores optimizer variables only into built optimizers,
+        and Keras' default RMSprop would otherwise be saved and restored instead.
+        """
+        super().compile(optimizer=generator_optimizer, **kwargs)
         self.generator_optimizer = generator_optimizer
         self.discriminator_optimizer = discriminator_optimizer
+        if not self.built:
+            self.build()
+        generator_optimizer.build(self.generator.trainable_variables)
+        discriminator_optimizer.build(self.discriminator.trainable_variables)
 
     @property
     def metrics(self) -> list[keras.metrics.Metric]:

@@ -215,8 +215,9 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def train_pair(run: RunFolder, store_path: Path, config: TwoGanConfig, roles: PairRoles, verbose: int | str = "auto") -> AdversarialPair:
-    """Train one GAN through ``fit()`` with the run folder's callbacks; resumable."""
+def train_pair(run: RunFolder, store_path: Path, config: TwoGanConfig, roles: PairRoles, verbose: int | str = "auto",
+               callbacks: list[keras.callbacks.Callback] = ()) -> AdversarialPair:
+    """Train one GAN through ``fit()`` with the run folder's callbacks (plus ``callbacks``); resumable."""
     with PatchStore(store_path, roles.kinds) as store:
         patch_size = store.patch_size
     pair = build_pair(config, roles, patch_size)
@@ -232,6 +233,7 @@ def train_pair(run: RunFolder, store_path: Path, config: TwoGanConfig, roles: Pa
         keras.callbacks.CSVLogger(str(run.history(roles)), append=True),
         keras.callbacks.TensorBoard(str(run.logs(roles)), write_graph=False, profile_batch=0),
         FusedSampleLogger(run.logs(roles), sample_patches(store_path, roles.kinds), roles),
+        *callbacks,
     ]
     pair.fit(stream.dataset(start=resume_epoch * steps), epochs=config.train.epochs, steps_per_epoch=steps,
              callbacks=callbacks, verbose=verbose, shuffle=False)
@@ -252,7 +254,7 @@ def make_second_layer_store(run: RunFolder, store_path: Path, generator_1: Gener
 
 
 def train(store_path: str | os.PathLike, run_dir: str | os.PathLike, config: TwoGanConfig,
-          verbose: int | str = "auto") -> RunFolder:
+          verbose: int | str = "auto", callbacks: list[keras.callbacks.Callback] = ()) -> RunFolder:
     """``twogan train``: the whole protocol of ``config.method``, resuming whatever a previous run left.
 
     ``twogan``: GAN 1, GAN 2, the second-layer store, GAN 3.  ``fusiongan``: the
@@ -269,17 +271,17 @@ def train(store_path: str | os.PathLike, run_dir: str | os.PathLike, config: Two
     run = open_run_folder(run_dir, config)
     if config.method == "fusiongan":
         if not run.finished(FUSIONGAN):
-            train_pair(run, store_path, config, FUSIONGAN, verbose)
+            train_pair(run, store_path, config, FUSIONGAN, verbose, callbacks)
         return _tidy(run)
     for roles in (GAN1, GAN2):
         if not run.finished(roles):
-            train_pair(run, store_path, config, roles, verbose)
+            train_pair(run, store_path, config, roles, verbose, callbacks)
     if not run.second_layer_store.is_file():
         generator_1, generator_2 = (load_network(run.network(roles, "g")) for roles in (GAN1, GAN2))
         make_second_layer_store(run, store_path, generator_1, generator_2, progress=verbose != 0)
     roles = second_layer_roles(config)
     if not run.finished(roles):
-        train_pair(run, run.second_layer_store, config, roles, verbose)
+        train_pair(run, run.second_layer_store, config, roles, verbose, callbacks)
     return _tidy(run)
 
 

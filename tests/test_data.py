@@ -1,0 +1,45 @@
+"""The tf.data stream: a seeded permutation per epoch, restartable at any batch, real store content."""
+import numpy as np
+import tensorflow as tf
+
+from data_fixtures import mini_split, mini_store  # noqa: F401 (fixtures)
+from tf_twogan.data import PatchStream
+from tf_twogan.store import PatchStore
+
+
+def test_each_data_epoch_is_a_permutation_and_epochs_differ(mini_store):
+    stream = PatchStream(mini_store, ("ir", "vis"), batch_size=8, seed=3, window=2)
+    first, second = stream.epoch_order(0), stream.epoch_order(1)
+    assert sorted(first) == list(range(stream.size)) == sorted(second)
+    assert not np.array_equal(first, second)
+    np.testing.assert_array_equal(first, PatchStream(mini_store, ("ir", "vis"), 8, seed=3, window=2).epoch_order(0))
+
+
+def test_batches_hold_the_store_patches_in_epoch_order(mini_store):
+    stream = PatchStream(mini_store, ("ir", "vis"), batch_size=8, seed=0, window=2)
+    order = stream.epoch_order(0)
+    batches = stream.batches()
+    with PatchStore(mini_store) as store:
+        ir, vis = store.read("ir", 0, len(store)), store.read("vis", 0, len(store))
+    for b in range(stream.batches_per_epoch):
+        batch = next(batches)
+        np.testing.assert_array_equal(batch["ir"], ir[order[b * 8:(b + 1) * 8]])
+        np.testing.assert_array_equal(batch["vis"], vis[order[b * 8:(b + 1) * 8]])
+    # the next batch opens data epoch 1 (the partial batch of epoch 0 is dropped)
+    np.testing.assert_array_equal(next(batches)["ir"], ir[stream.epoch_order(1)[:8]])
+
+
+def test_restarting_at_batch_b_equals_the_uninterrupted_stream(mini_store):
+    stream = PatchStream(mini_store, ("ir",), batch_size=5, seed=1, window=3)
+    uninterrupted = stream.batches()
+    reference = [next(uninterrupted)["ir"] for _ in range(2 * stream.batches_per_epoch + 3)]
+    for start in (0, 7, stream.batches_per_epoch, stream.batches_per_epoch + 4):
+        restarted = stream.batches(start)
+        for b in range(start, start + 3):
+            np.testing.assert_array_equal(next(restarted)["ir"], reference[b])
+
+
+def test_dataset_yields_uint8_batches(mini_store):
+    dataset = PatchStream(mini_store, ("ir", "vis"), batch_size=4).dataset()
+    batch = next(iter(dataset))
+    assert batch["ir"].dtype == tf.uint8 and tuple(batch["vis"].shape) == (4, 128, 128, 1)

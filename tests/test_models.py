@@ -1,0 +1,97 @@
+"""Generator and discriminator: SPEC section 2 shapes, parameter counts, serialisation."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_twogan.models import Discriminator, Generator, generate, to_uint8
+
+
+def trainable_parameters(model: keras.Model) -> int:
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def test_default_generator_has_the_issues_parameter_count():
+    # 3x3 convs 2->256->128->64->32 with biases, BN scale+offset, 1x1 conv 32->1.
+    g = Generator()
+    g.build()
+    assert trainable_parameters(g) == 393_153
+    g = Generator(conv_bias=False)
+    g.build()
+    assert trainable_parameters(g) == 392_673
+
+
+def test_generator_keeps_any_input_size():
+    g = Generator(widths=(8, 8, 4, 4))
+    assert g(tf.zeros((2, 101, 137, 2))).shape == (2, 101, 137, 1)
+
+
+def test_generator_without_padding_shrinks_by_its_margin():
+    g = Generator(widths=(8, 8, 4, 4), kernel_sizes=(5, 5, 3, 3), pad_mode="none")
+    assert g.margin == 6
+    assert g(tf.zeros((1, 132, 132, 2))).shape == (1, 120, 120, 1)
+
+
+def test_padding_then_conv_stack_is_the_whole_generator():
+    g = Generator(widths=(8, 8, 4, 4))
+    x = tf.random.stateless_uniform((1, 30, 41, 2), seed=(1, 2), minval=-1, maxval=1)
+    np.testing.assert_allclose(tf.tanh(g.conv_stack(g.pad(x))), g(x), atol=1e-6)
+
+
+def test_discriminator_maps_a_128_patch_to_one_score_through_7x7x256():
+    d = Discriminator()
+    assert d(tf.zeros((3, 128, 128, 1))).shape == (3, 1)
+    x = tf.zeros((1, 128, 128, 1))
+    for layer in d.hidden_layers:
+        x = layer(x)
+    assert x.shape == (1, 7, 7, 256)
+
+
+def test_single_input_mode_ignores_the_second_channel():
+    g = Generator(widths=(8, 8, 4, 4), input_mode="single")
+    x = tf.random.stateless_uniform((1, 20, 20, 2), seed=(3, 4), minval=-1, maxval=1)
+    y = tf.concat([x[..., :1], -x[..., 1:]], axis=-1)
+    np.testing.assert_array_equal(g(x), g(y))
+
+
+def test_flops_per_pixel_counts_multiply_adds_twice():
+    g = Generator()
+    assert g.flops_per_pixel() == 2 * (9 * 2 * 256 + 9 * 256 * 128 + 9 * 128 * 64 + 9 * 64 * 32 + 32)
+
+
+def test_config_round_trip_rebuilds_the_same_architecture():
+    g = Generator(widths=(8, 6, 4, 2), kernel_sizes=(5, 3, 3, 3), input_mode="single", conv_bias=False, leaky_slope=0.1)
+    clone = Generator.from_config(g.get_config())
+    assert clone.settings == g.settings
+    d = Discriminator(widths=(4, 8, 8, 16), batch_norm_from=1, input_size=120)
+    assert Discriminator.from_config(d.get_config()).get_config() == d.get_config()
+
+
+@pytest.mark.parametrize("spectral_norm", [False, True])
+def test_weights_round_trip_through_keras_files_with_safe_mode(tmp_path, spectral_norm):
+    g = Generator(widths=(8, 8, 4, 4), spectral_norm=spectral_norm)
+    g.build()
+    for layer in g.layers:  # make BatchNorm's moving statistics matter
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(tf.fill(layer.moving_mean.shape, 0.3))
+            layer.moving_variance.assign(tf.fill(layer.moving_variance.shape, 2.0))
+    d = Discriminator(widths=(4, 8, 8, 16), spectral_norm=spectral_norm)
+    d.build()
+    g.save(tmp_path / "g.keras")
+    d.save(tmp_path / "d.keras")
+    g2 = keras.saving.load_model(tmp_path / "g.keras", safe_mode=True)
+    d2 = keras.saving.load_model(tmp_path / "d.keras", safe_mode=True)
+    x = tf.random.stateless_uniform((2, 33, 47, 2), seed=(5, 6), minval=-1, maxval=1)
+    np.testing.assert_array_equal(g(x), g2(x))
+    patch = tf.random.stateless_uniform((2, 128, 128, 1), seed=(7, 8), minval=-1, maxval=1)
+    np.testing.assert_array_equal(d(patch), d2(patch))
+
+
+def test_generate_works_on_the_0_255_scale():
+    g = Generator(widths=(4, 4, 4, 4))
+    ir = np.full((12, 15), 200.0)
+    out = generate(g, ir, ir)
+    assert out.shape == (12, 15) and out.dtype == np.float32
+    expected = np.asarray(g(tf.constant(np.full((1, 12, 15, 2), (200 - 127.5) / 127.5, np.float32))))[0, ..., 0] * 127.5 + 127.5
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
+    assert to_uint8(np.array([-3.0, 0.49, 0.5, 254.5, 300.0])).tolist() == [0, 0, 1, 255, 255]

@@ -1,0 +1,110 @@
+"""Real short trainings on real TNO patches: losses, weight updates, run folder, resume, determinism."""
+import csv
+
+import keras
+import numpy as np
+import pytest
+
+from data_fixtures import mini_split, mini_store  # noqa: F401 (fixtures)
+from tf_twogan.cli import main
+from tf_twogan.config import ConfigError, preset
+from tf_twogan.gan import GAN1
+from tf_twogan.training import RunFolder, build_pair, configure_runtime, load_generators, open_run_folder, train, train_pair
+
+TINY = preset("lite").replace(generator={"widths": (4, 4, 4, 4)}, discriminator={"widths": (4, 4, 8, 8)},
+                              train={"batch_size": 4, "epochs": 2, "steps_per_epoch": 2, "seed": 1})
+
+
+def epochs_in(history):
+    with history.open(newline="") as handle:
+        return [int(row["epoch"]) for row in csv.DictReader(handle)]
+
+
+def weights(model):
+    return [w.numpy().copy() for w in model.weights]
+
+
+def test_a_short_real_training_has_finite_losses_and_moves_both_networks(mini_store, tmp_path):
+    configure_runtime(1)
+    run = open_run_folder(tmp_path / "run", TINY)
+    before = build_pair(TINY, GAN1)
+    pair = train_pair(run, mini_store, TINY, GAN1, verbose=0)
+    history = list(csv.DictReader(run.history(GAN1).open()))
+    assert len(history) == 2
+    for name in ("d_loss", "d_real", "d_fake", "g_loss", "g_adversarial", "g_content", "g_intensity", "g_gradient"):
+        assert np.isfinite(float(history[-1][name])), name
+    # same seed -> same initial weights; after training, G and D have moved
+    for fresh, trained in ((before.generator, pair.generator), (before.discriminator, pair.discriminator)):
+        assert any(not np.array_equal(a, b) for a, b in zip(weights(fresh), weights(trained)))
+    assert run.network(GAN1, "g").is_file() and run.network(GAN1, "d").is_file()
+    assert not run.backup(GAN1).exists()
+
+
+def test_cli_train_writes_the_whole_run_folder(mini_store, tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "--store", str(mini_store), "--out", str(out), "--preset", "lite", "--epochs", "1",
+                 "--steps-per-epoch", "1", "--batch-size", "2", "--seed", "3", "--quiet"]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {"config.json", "g1.keras", "g2.keras", "g3.keras", "d1.keras", "d2.keras", "d3.keras",
+            "history_gan1.csv", "history_gan2.csv", "history_gan3.csv", "second_layer_store.h5", "logs"} <= names
+    assert any((out / "logs" / "gan3" / "samples").iterdir()), "no TensorBoard sample image"
+    g1, g2, g3 = load_generators(out)
+    assert g3.name == "g3"
+
+
+class CrashAt(keras.callbacks.Callback):
+    """Simulates a crash in the middle of an epoch (after earlier epochs were backed up)."""
+
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.epoch, self.batch, self.current = epoch, batch, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.current, batch) == (self.epoch, self.batch):
+            raise RuntimeError("simulated crash")
+
+
+def test_resume_after_an_interrupted_fit_logs_each_epoch_once_and_matches_uninterrupted(mini_store, tmp_path):
+    config = TINY.replace(train={"epochs": 3})
+    configure_runtime(config.train.seed)
+    reference = train_pair(open_run_folder(tmp_path / "straight", config), mini_store, config, GAN1, verbose=0)
+
+    configure_runtime(config.train.seed)
+    run = open_run_folder(tmp_path / "crashed", config)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_pair(run, mini_store, config, GAN1, verbose=0, callbacks=[CrashAt(epoch=2, batch=0)])
+    assert epochs_in(run.history(GAN1)) == [0, 1] and run.backup(GAN1).is_dir()
+    configure_runtime(config.train.seed)
+    resumed = train_pair(run, mini_store, config, GAN1, verbose=0)
+    assert epochs_in(run.history(GAN1)) == [0, 1, 2]
+    for a, b in zip(weights(reference.generator) + weights(reference.discriminator),
+                    weights(resumed.generator) + weights(resumed.discriminator)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+
+
+def test_same_seed_gives_identical_weights(mini_store, tmp_path):
+    finals = []
+    for name in ("a", "b"):
+        configure_runtime(5)
+        config = TINY.replace(train={"seed": 5, "epochs": 1})
+        finals.append(weights(train_pair(open_run_folder(tmp_path / name, config), mini_store, config, GAN1, verbose=0).generator))
+    for a, b in zip(*finals):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_rerun_with_another_config_is_refused(tmp_path):
+    open_run_folder(tmp_path / "run", TINY)
+    with pytest.raises(ConfigError, match="differs in train.epochs"):
+        open_run_folder(tmp_path / "run", TINY.replace(train={"epochs": 9}))
+
+
+def test_finished_run_is_not_trained_again(mini_store, tmp_path):
+    config = TINY.replace(train={"epochs": 1, "steps_per_epoch": 1})
+    run = train(mini_store, tmp_path / "run", config, verbose=0)
+    stamp = run.network(GAN1, "g").stat().st_mtime_ns
+    train(mini_store, tmp_path / "run", config, verbose=0)
+    assert run.network(GAN1, "g").stat().st_mtime_ns == stamp
+    assert isinstance(run, RunFolder)
