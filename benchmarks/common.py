@@ -1,0 +1,27 @@
+"""Shared benchmark plumbing: data paths, the machine's load, timing."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+TNO = DATA / "tno"
+
+
+def load_note() -> str:
+    """The 1-minute load average and core count: a number measured beside a background job says so."""
+    one, _, _ = os.getloadavg()
+    return f"load average {one:.2f} on {os.cpu_count()} cores" + (" (NOT idle: other work was running)" if one > 0.5 else "")
+
+
+def best_of(function: Callable[[], object], repeats: int = 3) -> float:
+    """Smallest wall time of ``repeats`` calls, in seconds."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
