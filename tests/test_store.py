@@ -86,3 +86,37 @@ def test_split_file_selects_the_subset(tmp_path, mini_split):
     store = prepare_store(TNO / "ir", TNO / "vis", tmp_path / "test.h5", split=mini_split, subset="test", stride=200, progress=False)
     with PatchStore(store) as s:
         assert s.source_names == split["test"]
+
+
+def test_verify_passes_a_fresh_store_and_names_a_modified_dataset(mini_store, tmp_path):
+    from tf_twogan.cli import main
+    from tf_twogan.store import verify_store
+
+    report = verify_store(mini_store)
+    assert "datasets match their SHA-256" in report[0] and "4 of 4 source files" in report[1]
+    assert main(["prepare", "--verify", str(mini_store)]) == 0
+    tampered = tmp_path / "tampered.h5"
+    tampered.write_bytes(mini_store.read_bytes())
+    with h5py.File(tampered, "a") as handle:
+        handle["vis"][5] = 255 - handle["vis"][5]
+    with pytest.raises(StoreError, match="dataset vis does not match"):
+        verify_store(tampered)
+    assert main(["prepare", "--verify", str(tampered)]) == 2
+
+
+def test_verify_notices_a_changed_source_file(tmp_path):
+    import shutil
+
+    from tf_twogan.store import verify_store
+
+    ir, vis = tmp_path / "ir", tmp_path / "vis"
+    ir.mkdir(), vis.mkdir()
+    for kind, folder in (("ir", ir), ("vis", vis)):
+        shutil.copy(next((TNO / kind).glob("2.*")), folder)
+    store = prepare_store(ir, vis, tmp_path / "s.h5", stride=100, progress=False)
+    assert verify_store(store)
+    source = next(vis.glob("2.*"))
+    data = source.read_bytes()
+    source.write_bytes(data[:-1] + bytes([255 - data[-1]]))
+    with pytest.raises(StoreError, match="has changed"):
+        verify_store(store)

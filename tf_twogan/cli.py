@@ -19,8 +19,14 @@ USER_ERRORS: tuple[type[Exception], ...] = (ImageError, ConfigError, FileNotFoun
 
 
 def _prepare(args: argparse.Namespace) -> None:
-    from .store import prepare_store
+    from .store import PatchStore, prepare_store, verify_store
 
+    if args.verify:
+        print("\n".join(verify_store(args.verify)))
+        return
+    missing = [flag for flag, value in (("--ir", args.ir), ("--vis", args.vis), ("--out", args.out)) if value is None]
+    if missing:
+        raise ConfigError(f"{', '.join(missing)} required (or --verify STORE)")
     if args.subset is not None and args.split is None:
         raise ConfigError("--subset needs --split")
     from .config import preset
@@ -28,8 +34,6 @@ def _prepare(args: argparse.Namespace) -> None:
     data = preset("paper", args.method).data
     path = prepare_store(args.ir, args.vis, args.out, split=args.split, subset=args.subset or "train",
                          patch_size=args.patch or data.patch_size, stride=args.stride or data.stride, progress=not args.quiet)
-    from .store import PatchStore
-
     with PatchStore(path) as store:
         print(f"{path}: {len(store)} patch pairs of {store.patch_size}x{store.patch_size} from {len(store.source_names)} image pairs")
 
@@ -105,9 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     prepare = commands.add_parser("prepare", help="cut IR/VIS image pairs into an HDF5 patch store")
-    prepare.add_argument("--ir", required=True, help="folder of infrared images")
-    prepare.add_argument("--vis", required=True, help="folder of visible images (same file names)")
-    prepare.add_argument("--out", required=True, help="output store, e.g. tno_train.h5")
+    prepare.add_argument("--ir", help="folder of infrared images")
+    prepare.add_argument("--vis", help="folder of visible images (same file names)")
+    prepare.add_argument("--out", help="output store, e.g. tno_train.h5")
+    prepare.add_argument("--verify", metavar="STORE", help="re-check an existing store's checksums and sources instead")
     prepare.add_argument("--split", help="JSON file listing pair names per subset (e.g. tno/split.json)")
     prepare.add_argument("--subset", help="subset of --split to use (default train)")
     prepare.add_argument("--method", choices=METHODS, default="twogan",

@@ -6,7 +6,8 @@ stage 1, ``irv``/``vir`` for the second layer) as uint8 datasets of shape
 (source, y, x) saying where each patch was cut; the whole source images under
 ``sources/<kind>/<name>`` (so the second-layer store can be made from the store
 alone); and attributes with the format, its version, patch size, stride, source
-names and their SHA-256.  Files are written to a temporary name and renamed into
+names and their files' SHA-256, and the SHA-256 of every dataset's content
+(``content_sha256``, checked by :func:`verify_store`).  Files are written to a temporary name and renamed into
 place.  No TensorFlow here.
 """
 from __future__ import annotations
@@ -95,6 +96,7 @@ def write_patch_store(
                 kind, (total, patch_size, patch_size, 1), dtype="u1", chunks=(min(CHUNK_PATCHES, total), patch_size, patch_size, 1),
                 compression="gzip", compression_opts=1) for kind in kinds}
             index = np.zeros((total, 3), dtype=np.int32)
+            digests = {kind: hashlib.sha256() for kind in kinds}
             start = 0
             for source_number, ((name, images), count) in enumerate(zip(sources, counts)):
                 if count:
@@ -102,13 +104,18 @@ def write_patch_store(
                     index[start:start + count, 0] = source_number
                     index[start:start + count, 1:] = patch_positions(height, width, patch_size, stride)
                     for kind, image in images.items():
-                        datasets[kind][start:start + count] = crop_patches(image, patch_size, stride)
+                        patches = crop_patches(image, patch_size, stride)
+                        datasets[kind][start:start + count] = patches
+                        digests[kind].update(patches.tobytes())
                 if keep_sources:
                     for kind, image in images.items():
-                        handle.create_dataset(f"sources/{kind}/{name}", data=image, compression="gzip", compression_opts=1)
+                        key = f"sources/{kind}/{name}"
+                        handle.create_dataset(key, data=image, compression="gzip", compression_opts=1)
+                        digests[key] = hashlib.sha256(np.ascontiguousarray(image).tobytes())
                 start += count
                 bar.update(count)
             handle.create_dataset("index", data=index)
+            digests["index"] = hashlib.sha256(index.tobytes())
             handle.attrs.update({
                 "format": FORMAT_NAME,
                 "format_version": FORMAT_VERSION,
@@ -117,6 +124,7 @@ def write_patch_store(
                 "kinds": json.dumps(kinds),
                 "source_names": json.dumps([name for name, _ in sources]),
                 "patch_count": total,
+                "content_sha256": json.dumps({key: digest.hexdigest() for key, digest in sorted(digests.items())}),
                 **{key: value if isinstance(value, (int, float, str)) else json.dumps(value) for key, value in (attributes or {}).items()},
             })
         os.replace(temporary, target)
@@ -277,3 +285,50 @@ def derive_store(
         sources = [(name, transform(name, {kind: parent.source_image(kind, name) for kind in SOURCE_KINDS})) for name in names]
     derived = {"derived_from": str(store_path), "derived_from_sha256": sha256_file(store_path), **(attributes or {})}
     return write_patch_store(out, sources, patch_size, stride, derived, keep_sources=False, progress=progress)
+
+
+def dataset_sha256(dataset: h5py.Dataset, rows: int = 4096) -> str:
+    """SHA-256 of a dataset's raw C-order bytes, read ``rows`` entries at a time."""
+    digest = hashlib.sha256()
+    for start in range(0, dataset.shape[0], rows):
+        digest.update(np.ascontiguousarray(dataset[start:start + rows]).tobytes())
+    return digest.hexdigest()
+
+
+def verify_store(path: str | os.PathLike, check_sources: bool = True) -> list[str]:
+    """``twogan prepare --verify``: re-check a store's structure, content and sources.
+
+    Recomputes the SHA-256 of every dataset against ``content_sha256`` and, where the
+    source image files are still at the recorded folders, their SHA-256 too.  Returns
+    the lines of a report; raises :class:`StoreError` naming the first failing part.
+    """
+    report = []
+    with PatchStore(path) as store:
+        expected = store.attribute("content_sha256")
+        if not isinstance(expected, dict):
+            raise StoreError(f"{store.path}: records no content checksum (made by an older tf_twogan?)")
+        for key, digest in expected.items():
+            if key not in store.file:
+                raise StoreError(f"{store.path}: dataset {key} is missing")
+            try:
+                actual = dataset_sha256(store.file[key])
+            except OSError as error:
+                raise StoreError(f"{store.path}: dataset {key} cannot be read ({error})") from None
+            if actual != digest:
+                raise StoreError(f"{store.path}: dataset {key} does not match its recorded checksum (corrupt or modified)")
+        report.append(f"{store.path}: {len(store)} patch pairs, {len(expected)} datasets match their SHA-256")
+        created = store.attribute("created_with") or {}
+        hashes = store.attribute("source_sha256") or {}
+        if check_sources and hashes and created.get("ir_dir"):
+            folders = {"ir": Path(created["ir_dir"]), "vis": Path(created["vis_dir"])}
+            checked = 0
+            for name, kinds in hashes.items():
+                for kind, digest in kinds.items():
+                    matches = sorted(folders[kind].glob(f"{name}.*")) if folders[kind].is_dir() else []
+                    if not matches:
+                        continue
+                    if sha256_file(matches[0]) != digest:
+                        raise StoreError(f"{store.path}: source {matches[0]} has changed since the store was made")
+                    checked += 1
+            report.append(f"{checked} of {2 * len(hashes)} source files found and unchanged")
+    return report
