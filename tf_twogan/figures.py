@@ -1,0 +1,65 @@
+"""Qualitative figures: the paper's Fig. 7-style grid with an enlarged red-box region.
+
+Rows are sources and methods (IR, VIS, FusionGAN, ours, ...), columns are image
+pairs; each panel shows the image with a red box and, in its lower corner, the box's
+content enlarged.  matplotlib with the Agg backend; written atomically.  No TensorFlow.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .images import atomic_path, to_gray
+
+
+def enlarged_inset(image: np.ndarray, box: tuple[int, int, int], scale: int = 2) -> np.ndarray:
+    """Gray image with ``box`` = (y, x, side) enlarged ``scale`` times into the lower-right corner."""
+    gray = to_gray(image)
+    y, x, side = box
+    crop = gray[y:y + side, x:x + side]
+    inset = np.kron(crop, np.ones((scale, scale)))
+    out = gray.copy()
+    h, w = inset.shape
+    h, w = min(h, out.shape[0]), min(w, out.shape[1])
+    out[-h:, -w:] = inset[:h, :w]
+    return out
+
+
+def comparison_grid(rows: Sequence[tuple[str, Sequence[np.ndarray]]], boxes: Sequence[tuple[int, int, int]],
+                    path: str | os.PathLike, column_titles: Sequence[str] | None = None, scale: int = 2) -> Path:
+    """Fig. 7-style grid: ``rows`` = [(label, [image per pair])], one red box per pair (y, x, side)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import patches
+    from matplotlib import pyplot as plt
+
+    n_rows, n_cols = len(rows), len(boxes)
+    figure, axes = plt.subplots(n_rows, n_cols, figsize=(2.6 * n_cols, 2.1 * n_rows), squeeze=False)
+    for r, (label, images) in enumerate(rows):
+        for c, (image, box) in enumerate(zip(images, boxes)):
+            axis = axes[r][c]
+            shown = enlarged_inset(image, box, scale)
+            axis.imshow(shown, cmap="gray", vmin=0, vmax=255)
+            y, x, side = box
+            axis.add_patch(patches.Rectangle((x, y), side, side, fill=False, edgecolor="red", linewidth=1.2))
+            h, w = min(side * scale, shown.shape[0]), min(side * scale, shown.shape[1])
+            axis.add_patch(patches.Rectangle((shown.shape[1] - w, shown.shape[0] - h), w, h, fill=False,
+                                             edgecolor="red", linewidth=1.2))
+            axis.set_xticks([]), axis.set_yticks([])
+            if c == 0:
+                axis.set_ylabel(label, fontsize=10)
+            if r == 0 and column_titles:
+                axis.set_title(column_titles[c], fontsize=10)
+    figure.tight_layout()
+    temporary, target = atomic_path(path)
+    try:
+        figure.savefig(temporary, dpi=110, format=target.suffix.lstrip(".") or "png")
+        os.replace(temporary, target)
+    finally:
+        plt.close(figure)
+        temporary.unlink(missing_ok=True)
+    return target
