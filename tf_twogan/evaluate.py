@@ -274,7 +274,7 @@ def plot_means(result: EvaluationResult, path: str | os.PathLike) -> Path:
     from matplotlib.figure import Figure
 
     methods, metrics = list(result.means), list(result.metrics)
-    columns = min(4, len(metrics))
+    columns = min(4 if len(methods) <= 8 else 2, len(metrics))
     rows = math.ceil(len(metrics) / columns)
     width = max(3.2, 0.28 * len(methods) + 1.2)
     figure = Figure(figsize=(width * columns, 3.0 * rows), layout="constrained")
