@@ -288,29 +288,42 @@ def _filter2_valid(kernel: np.ndarray, image: np.ndarray) -> np.ndarray:
 
 
 def _gaussian_valid(image: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """``filter2(outer(g, g), image, 'valid')`` as two 1-D passes (separable kernel)."""
-    half = len(g) // 2
-    rows = ndimage.correlate1d(image, g, axis=0, mode="constant")[half:image.shape[0] - half]
-    return ndimage.correlate1d(rows, g, axis=1, mode="constant")[:, half:image.shape[1] - half]
+    """``filter2(outer(g, g), image, 'valid')`` as two 1-D passes (separable kernel),
+    each a sum of shifted slices (fast, contiguous)."""
+    n = len(g)
+    h, w = image.shape[0] - n + 1, image.shape[1] - n + 1
+    rows = g[0] * image[:h]
+    for t in range(1, n):  # over the kernel taps
+        rows += g[t] * image[t:t + h]
+    out = g[0] * rows[:, :w]
+    for t in range(1, n):
+        out += g[t] * rows[:, t:t + w]
+    return out
 
 
-def _ssim_wang(a: np.ndarray, b: np.ndarray) -> float:
+def _ssim_gaussian_kernel() -> np.ndarray:
+    x = np.arange(-5, 6, dtype=np.float64)
+    g = np.exp(-(x * x) / (2 * 1.5 * 1.5))
+    return g / g.sum()
+
+
+def _ssim_wang(a: np.ndarray, b: np.ndarray, b_stats=None) -> float:
     """VIFB ``ssim``: Wang et al. with an 11x11 Gaussian (sigma 1.5), 'valid', L=255.
 
     ``fspecial('gaussian', 11, 1.5)`` is the outer product of a normalised 1-D
     Gaussian with itself, so it is applied as two 1-D passes; this changes only
-    the rounding (relative 1e-15).
+    the rounding (relative 1e-15).  ``b_stats``: the filtered ``b`` and ``b*b``,
+    when already computed for the other source.
     """
     if min(a.shape) < 11:
         raise ValueError("SSIM (matlab convention) needs images of at least 11x11 pixels")
-    x = np.arange(-5, 6, dtype=np.float64)
-    g = np.exp(-(x * x) / (2 * 1.5 * 1.5))
-    g /= g.sum()
+    g = _ssim_gaussian_kernel()
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    ua, ub = _gaussian_valid(a, g), _gaussian_valid(b, g)
+    ub, ub_sq_filtered = b_stats if b_stats is not None else (_gaussian_valid(b, g), _gaussian_valid(b * b, g))
+    ua = _gaussian_valid(a, g)
     ua_sq, ub_sq, ua_ub = ua * ua, ub * ub, ua * ub
     siga_sq = _gaussian_valid(a * a, g) - ua_sq
-    sigb_sq = _gaussian_valid(b * b, g) - ub_sq
+    sigb_sq = ub_sq_filtered - ub_sq
     sigab = _gaussian_valid(a * b, g) - ua_ub
     ssim_map = ((2 * ua_ub + c1) * (2 * sigab + c2)) / ((ua_sq + ub_sq + c1) * (siga_sq + sigb_sq + c2))
     return float(ssim_map.mean())
@@ -350,8 +363,13 @@ def ssim(ir, vis, fused, *, convention: str = "matlab") -> float:
     """
     _check_convention(convention)
     ir, vis, fused = _triple(ir, vis, fused)
-    one = _ssim_wang if convention == "matlab" else _ssim_skimage
-    return one(vis, fused) + one(ir, fused)
+    if convention == "python":
+        return _ssim_skimage(vis, fused) + _ssim_skimage(ir, fused)
+    if min(fused.shape) < 11:
+        raise ValueError("SSIM (matlab convention) needs images of at least 11x11 pixels")
+    g = _ssim_gaussian_kernel()
+    fused_stats = (_gaussian_valid(fused, g), _gaussian_valid(fused * fused, g))
+    return _ssim_wang(vis, fused, fused_stats) + _ssim_wang(ir, fused, fused_stats)
 
 
 # ----------------------------------------------------------------------------
