@@ -60,11 +60,16 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from .evaluate import evaluate_folders
+    from .evaluate import evaluate_folders, evaluate_vifb_style
 
     metrics = None if args.metrics is None else [name.strip() for name in args.metrics.split(",") if name.strip()]
-    result = evaluate_folders(args.ir, args.vis, args.fused, args.out, metrics=metrics, convention=args.convention,
-                              progress=not args.quiet)
+    options = dict(metrics=metrics, convention=args.convention, progress=not args.quiet, color=args.color)
+    if args.methods_from_suffix:
+        if len(args.fused) != 1:
+            raise ConfigError("--methods-from-suffix takes exactly one --fused folder (holding <pair>_<method> files)")
+        result = evaluate_vifb_style(args.ir, args.vis, args.fused[0], args.out, **options)
+    else:
+        result = evaluate_folders(args.ir, args.vis, args.fused, args.out, **options)
     table = Path(args.out) / "metrics_mean.md"
     print(table.read_text() if table.is_file() else result)
 
@@ -145,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--metrics", help="comma-separated metric names (default: the paper's eight)")
     evaluate.add_argument("--convention", choices=("matlab", "python"), default="matlab",
                           help="metric definitions: the MATLAB reference toolboxes (default) or the common Python evaluator")
+    evaluate.add_argument("--methods-from-suffix", action="store_true",
+                          help="one --fused folder holding <pair>_<method>.<ext> files (VIFB's layout)")
+    evaluate.add_argument("--color", choices=("gray", "channels"), default="gray",
+                          help="score colour results as BT.601 gray (default) or per channel as VIFB's tables do")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(handler=_evaluate)
 
