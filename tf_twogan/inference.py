@@ -237,7 +237,10 @@ class Fuser:
         precision: ``"float32"`` or ``"bfloat16"`` (conv stacks in bfloat16).
         tile: output tile side in pixels; ``None`` tiles automatically with
             :data:`AUTO_TILE` above :data:`AUTO_TILE_PIXELS` pixels; ``0`` never tiles.
-        jit_compile: compile the per-tile chain with XLA.
+        jit_compile: compile the per-tile chain with XLA; ``None`` picks what measured
+            faster on CPU (benchmarks/bench_inference.py): off for float32 (oneDNN's
+            fused convs beat XLA's by about 1.3x), on for bfloat16 (about 3x faster than
+            oneDNN's bfloat16 on CPUs without AVX512_BF16).
         generators: ``(g1, g2, g3, swap_second_layer)`` built in this process, used
             instead of loading ``checkpoint`` (notebooks, benchmarks).
 
@@ -247,13 +250,15 @@ class Fuser:
     """
 
     def __init__(self, checkpoint: str | os.PathLike | None = None, precision: str = "float32",
-                 tile: int | None = None, jit_compile: bool = False, generators: tuple | None = None) -> None:
+                 tile: int | None = None, jit_compile: bool | None = None, generators: tuple | None = None) -> None:
         import tensorflow as tf
 
         if precision not in PRECISIONS:
             raise InferenceError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if tile is not None and (not isinstance(tile, int) or (tile != 0 and tile < MIN_TILE)):
             raise InferenceError(f"tile must be 0 (never tile) or at least {MIN_TILE} pixels, got {tile!r}")
+        if jit_compile is None:
+            jit_compile = precision == "bfloat16"
         self.checkpoint, self.precision, self.tile, self.jit_compile = checkpoint, precision, tile, jit_compile
         g1, g2, g3, self.swap_second_layer = load_chain(checkpoint) if generators is None else generators
         self.generators = (g1, g2, g3)
