@@ -15,7 +15,9 @@ from typing import Callable, Sequence
 from .config import METHODS, PRESETS, ConfigError
 from .images import ImageError
 
-USER_ERRORS: tuple[type[Exception], ...] = (ImageError, ConfigError, FileNotFoundError, ValueError)
+# ValueError covers StoreError, InferenceError and CheckpointError; OSError covers
+# missing files, permissions and full disks (the message names the path).
+USER_ERRORS: tuple[type[Exception], ...] = (ImageError, ConfigError, ValueError, OSError)
 
 
 def _prepare(args: argparse.Namespace) -> None:
@@ -32,6 +34,9 @@ def _prepare(args: argparse.Namespace) -> None:
     from .config import preset
 
     data = preset("paper", args.method).data
+    for flag, value in (("--patch", args.patch), ("--stride", args.stride)):
+        if value is not None and value <= 0:
+            raise ConfigError(f"{flag} must be a positive integer, got {value}")
     path = prepare_store(args.ir, args.vis, args.out, split=args.split, subset=args.subset or "train",
                          patch_size=args.patch or data.patch_size, stride=args.stride or data.stride, progress=not args.quiet)
     with PatchStore(path) as store:
@@ -55,7 +60,7 @@ def _train(args: argparse.Namespace) -> None:
     config = resolve_config(args)
     from .training import train
 
-    run = train(args.store, args.out, config, verbose=0 if args.quiet else "auto")
+    run = train(args.store, args.out, config, verbose=0 if args.quiet else "auto", strategy=args.strategy)
     print(f"{run.root}: finished (g1/g2/g3 and d1/d2/d3 .keras, history_gan*.csv, logs/)")
 
 
@@ -139,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, help="seed; also makes TensorFlow ops deterministic")
     train.add_argument("--precision", choices=("float32", "mixed_bfloat16"), help="compute precision")
     train.add_argument("--swap-second-layer", action="store_true", help="G3 takes I_VIR as input and I_IRV as ground truth")
+    train.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default",
+                       help="tf.distribute strategy: mirrored = all local GPUs, multiworker = the hosts in TF_CONFIG "
+                       "(--batch-size is the global batch; see docs/RELIABILITY.md)")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(handler=_train)
 
@@ -196,7 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as error:
         if args.debug:
             raise
-        print(f"twogan {args.command}: error: {error}", file=sys.stderr)
+        message = " ".join(str(error).splitlines()) or type(error).__name__  # one line, whatever the library wrote
+        print(f"twogan {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"twogan {args.command}: interrupted", file=sys.stderr)

@@ -5,6 +5,12 @@ hyper-parameters in ``__init__``, ``compile()`` takes one optimizer per network,
 ``Mean`` trackers are exposed through ``metrics`` so Keras resets them each epoch, and
 randomness (soft labels) comes from a seeded ``keras.random.SeedGenerator``.
 
+Under a ``tf.distribute`` strategy each replica runs ``train_step`` on its share of
+the global batch; Keras sums the replicas' gradients, so the losses are divided by
+the number of replicas before differentiation (the gradient is then that of the
+global-batch mean), while the trackers record the unscaled per-replica means, which
+Keras averages over the replicas.
+
 A batch is a dict of uint8 patches keyed by kind (``ir``, ``vis``, ``irv``, ``vir``);
 :class:`PairRoles` says which kinds feed the generator, the content targets and the
 discriminator's real side.  When the generator shrinks its input (FusionGAN's valid
@@ -153,19 +159,26 @@ class AdversarialPair(keras.Model):
             self._labels(self.loss_config.real_label, batch), self._labels(self.loss_config.fake_label, batch))
         return {"d_loss": real_term + fake_term, "d_real": real_term, "d_fake": fake_term}
 
+    def _replica_share(self, loss: tf.Tensor) -> tf.Tensor:
+        """``loss / num_replicas_in_sync``: the summed replica gradients are then the global batch's."""
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return loss if replicas == 1 else loss * (1.0 / replicas)
+
     def train_step(self, data: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         inputs, intensity, gradient, real = self._unpack(data)
         fused = tf.stop_gradient(self.generator(inputs, training=True))
         for _ in range(self.discriminator_steps):
             with tf.GradientTape() as tape:
                 d_terms = self._discriminator_losses(self.discriminator(real, training=True), self.discriminator(fused, training=True))
+                d_loss = self._replica_share(d_terms["d_loss"])
             d_vars = self.discriminator.trainable_variables
-            self.discriminator_optimizer.apply_gradients(zip(tape.gradient(d_terms["d_loss"], d_vars), d_vars))
+            self.discriminator_optimizer.apply_gradients(zip(tape.gradient(d_loss, d_vars), d_vars))
         with tf.GradientTape() as tape:
             fused = self.generator(inputs, training=True)
             g_terms = self._generator_losses(fused, self.discriminator(fused, training=True), intensity, gradient)
+            g_loss = self._replica_share(g_terms["g_loss"])
         g_vars = self.generator.trainable_variables
-        self.generator_optimizer.apply_gradients(zip(tape.gradient(g_terms["g_loss"], g_vars), g_vars))
+        self.generator_optimizer.apply_gradients(zip(tape.gradient(g_loss, g_vars), g_vars))
         return self._track({**d_terms, **g_terms})
 
     def test_step(self, data: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:

@@ -4,6 +4,13 @@ Both classes are registered for safe ``.keras`` loading and carry every construc
 argument in ``get_config``.  The generator keeps the reflect padding and the valid
 conv stack separate (:meth:`Generator.pad`, :meth:`Generator.conv_stack`) so that
 inference can pad a whole image once and run the stack over overlapping tiles.
+
+BatchNorm normalises with the statistics of the *global* batch when a network is
+built under a ``tf.distribute`` strategy with several replicas (``synchronized=True``:
+the replicas all-reduce their sums), so a mirrored run trains like one device with
+the same global batch.  With one replica the plain layer is used: single-device
+results do not change, and saved files never record the choice (it is made again
+wherever a network is built or loaded).
 """
 from __future__ import annotations
 
@@ -20,6 +27,12 @@ from .config import DiscriminatorConfig, GeneratorConfig
 # FusionGAN's tf.contrib batch_norm settings (decay 0.9, epsilon 1e-5).
 BATCH_NORM_MOMENTUM = 0.9
 BATCH_NORM_EPSILON = 1e-5
+
+
+def _batch_norm(name: str) -> layers.Layer:
+    """BatchNorm with FusionGAN's settings, synchronized over replicas when there are several."""
+    synchronized = tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync > 1
+    return layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON, synchronized=synchronized, name=name)
 
 
 def _conv(filters: int, kernel_size: int, strides: int, use_bias: bool, spectral_norm: bool, name: str, **kwargs: Any) -> layers.Layer:
@@ -71,7 +84,7 @@ class Generator(keras.Model):
         for index, (width, kernel_size) in enumerate(zip(self.settings.widths, self.settings.kernel_sizes), start=1):
             self.hidden_layers += [
                 _conv(width, kernel_size, 1, conv_bias, spectral_norm, f"conv{index}"),
-                layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON, name=f"bn{index}"),
+                _batch_norm(f"bn{index}"),
                 layers.LeakyReLU(negative_slope=leaky_slope, name=f"lrelu{index}"),
             ]
         self.output_conv = _conv(1, 1, 1, True, spectral_norm, f"conv{len(self.settings.widths) + 1}", dtype="float32")
@@ -161,7 +174,7 @@ class Discriminator(keras.Model):
         for index, width in enumerate(self.settings.widths):
             self.hidden_layers.append(_conv(width, 3, 2, True, spectral_norm, f"conv{index + 1}"))
             if index >= batch_norm_from:
-                self.hidden_layers.append(layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON, name=f"bn{index + 1}"))
+                self.hidden_layers.append(_batch_norm(f"bn{index + 1}"))
             self.hidden_layers.append(layers.LeakyReLU(negative_slope=leaky_slope, name=f"lrelu{index + 1}"))
         self.flatten = layers.Flatten(name="flatten")
         dense = layers.Dense(1, name="linear", dtype="float32")

@@ -15,13 +15,24 @@ stage 2 trains GAN 3 on them.  A run folder holds::
 Running the same command again resumes: finished GANs are skipped, an interrupted
 one restarts from its last finished epoch, and the data stream restarts at the
 matching batch, so a resumed run sees the same batches as an uninterrupted one.
+Every file is written to a temporary name and renamed into place, so a process
+killed at any instant (``kill -9``) leaves only complete files under the final
+names (and stray ``.*.tmp.*`` files, removed by the next run).
+
+Training runs under a ``tf.distribute`` strategy (:func:`make_strategy`): the pair
+is built in ``strategy.scope()``, Keras splits each global batch over the replicas,
+and in multi-worker training only the chief writes the run folder (the other
+workers write to a temporary folder that is removed afterwards).
 """
 from __future__ import annotations
 
 import csv
 import json
 import os
+import shutil
+import tempfile
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,11 +50,18 @@ from .store import PatchStore, derive_store
 
 SECOND_LAYER_STORE = "second_layer_store.h5"
 NETWORK_NUMBERS = {"gan1": "1", "gan2": "2", "gan3": "3", "fusiongan": ""}
+STRATEGIES = ("default", "mirrored", "multiworker")
+
+
+class CheckpointError(ValueError):
+    """A network file cannot be loaded (corrupt, not a ``.keras`` file, or it would run code); the message names it."""
 
 
 def configure_runtime(seed: int | None, precision: str = "float32") -> None:
     """Seed every generator and make ops deterministic when a seed is given; set the dtype policy."""
     if seed is not None:
+        if not 0 <= seed < 2 ** 32:
+            raise ConfigError(f"train.seed must be in [0, 2**32), got {seed}")
         keras.utils.set_random_seed(seed)
         tf.config.experimental.enable_op_determinism()
     keras.mixed_precision.set_global_policy(precision)
@@ -79,17 +97,34 @@ def save_model_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
 
 
 def load_network(path: str | os.PathLike) -> keras.Model:
-    """Load a ``.keras`` network with ``safe_mode=True`` (no code is executed)."""
+    """Load a ``.keras`` network with ``safe_mode=True``: no code is executed.
+
+    A file that is not a Keras zip archive (empty, truncated, another format), or
+    whose config asks for code (a ``Lambda`` layer, an unregistered class), raises
+    :class:`CheckpointError` naming the file.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such network file")
-    return keras.saving.load_model(path, safe_mode=True, compile=False)
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: not a Keras .keras archive (empty, truncated or another format)")
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as error:  # Keras raises ValueError, TypeError, KeyError, zipfile/h5py errors
+        reason = " ".join(str(error).split())
+        if "safe_mode" in reason or "Lambda" in reason:
+            reason = f"refused to load: it contains Python code that safe_mode does not run ({reason})"
+        raise CheckpointError(f"{path}: {reason}") from None
 
 
 def load_generators(run_dir: str | os.PathLike) -> tuple[Generator, Generator, Generator]:
     """G1, G2 and G3 of a finished run folder or checkpoint."""
     run_dir = Path(run_dir)
-    return tuple(load_network(run_dir / f"g{number}.keras") for number in (1, 2, 3))
+    generators = tuple(load_network(run_dir / f"g{number}.keras") for number in (1, 2, 3))
+    for number, generator in zip((1, 2, 3), generators):
+        if not isinstance(generator, Generator):
+            raise CheckpointError(f"{run_dir / f'g{number}.keras'}: holds a {type(generator).__name__}, not a tf_twogan Generator")
+    return generators
 
 
 def backup_epoch(backup_dir: Path) -> int:
@@ -117,11 +152,31 @@ class TrimHistory(keras.callbacks.Callback):
             return
         with self.history_path.open(newline="") as handle:
             rows = list(csv.reader(handle))
-        kept = rows[:1] + [row for row in rows[1:] if row and int(row[0]) < self.resume_epoch]
+        # a row cut short by a kill (other length than the header) is dropped too
+        kept = rows[:1] + [row for row in rows[1:] if row and len(row) == len(rows[0]) and row[0].isdigit()
+                           and int(row[0]) < self.resume_epoch]
         temporary, target = atomic_path(self.history_path)
         with temporary.open("w", newline="") as handle:
             csv.writer(handle).writerows(kept if len(kept) > 1 else [])
         os.replace(temporary, target)
+
+
+class SaveNetworks(keras.callbacks.Callback):
+    """Writes the generator and discriminator (atomically) when ``fit`` ends.
+
+    Placed before BackupAndRestore, whose ``on_train_end`` deletes the backup: a
+    process killed between the two saves still finds the backup of the last epoch,
+    and the rerun only writes the networks again instead of training the GAN anew.
+    """
+
+    def __init__(self, generator_path: Path | None, discriminator_path: Path | None) -> None:
+        super().__init__()
+        self.paths = (generator_path, discriminator_path)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        for network, path in zip((self.model.generator, self.model.discriminator), self.paths):
+            if path is not None:
+                save_model_atomic(network, path)
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -195,16 +250,80 @@ class RunFolder:
 def open_run_folder(run_dir: str | os.PathLike, config: TwoGanConfig) -> RunFolder:
     """Create a run folder with ``config.json``, or reopen one made with the same config."""
     run = RunFolder(Path(run_dir))
+    if run.root.exists() and not run.root.is_dir():
+        raise ConfigError(f"{run.root}: exists and is not a folder")
     run.root.mkdir(parents=True, exist_ok=True)
-    if run.config.is_file():
-        existing = TwoGanConfig.from_json(run.config)
-        if existing != config:
-            old, new = _flatten(existing.to_dict()), _flatten(config.to_dict())
-            changed = sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
-            raise ConfigError(f"{run.root}: run folder was made with another config (differs in {', '.join(changed)}); "
-                              "rerun with the same options to resume, or choose a new --out")
-    else:
+    if not _check_config(run, config):
         config.to_json(run.config)
+    return run
+
+
+def _check_config(run: RunFolder, config: TwoGanConfig) -> bool:
+    """False if the folder has no ``config.json``; raise if it has another config."""
+    if not run.config.is_file():
+        return False
+    existing = TwoGanConfig.from_json(run.config)
+    if existing != config:
+        old, new = _flatten(existing.to_dict()), _flatten(config.to_dict())
+        changed = sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
+        raise ConfigError(f"{run.root}: run folder was made with another config (differs in {', '.join(changed)}); "
+                          "rerun with the same options to resume, or choose a new --out")
+    return True
+
+
+def remove_stray_temporaries(run: RunFolder) -> list[Path]:
+    """Delete the ``.<name>.<random>.tmp.<suffix>`` files a killed process left in the run folder."""
+    stray = [path for path in run.root.glob(".*.tmp.*") if path.is_file()]
+    for path in stray:
+        path.unlink(missing_ok=True)
+    return stray
+
+
+def make_strategy(strategy: str | tf.distribute.Strategy | None = None) -> tf.distribute.Strategy:
+    """The ``tf.distribute`` strategy named ``default``, ``mirrored`` or ``multiworker`` (or the one given).
+
+    ``mirrored``: one replica per local GPU (or the CPU), gradients all-reduced.
+    ``multiworker``: MultiWorkerMirroredStrategy over the hosts in ``TF_CONFIG``; it
+    must be created before TensorFlow runs any op, as :func:`train` does.
+    """
+    if isinstance(strategy, tf.distribute.Strategy):
+        return strategy
+    if strategy in (None, "default"):
+        return tf.distribute.get_strategy()
+    if strategy == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if strategy == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """True unless this process is a non-chief worker of a multi-worker cluster (``TF_CONFIG``)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None)
+    if not task_type or task_type == "chief":
+        return True
+    return task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
+
+
+def worker_run_folder(run_dir: str | os.PathLike, config: TwoGanConfig, task_id: int) -> RunFolder:
+    """A non-chief worker's run folder: a temporary folder that mirrors the chief's at the start.
+
+    Finished networks and the second-layer store are linked, the ``backup/`` state
+    is copied (so the worker resumes from the same epoch as the chief); everything
+    the worker writes stays in the temporary folder, which :func:`train` removes.
+    """
+    chief = RunFolder(Path(run_dir))
+    if chief.root.is_dir():
+        _check_config(chief, config)
+    run = RunFolder(Path(tempfile.mkdtemp(prefix=f"twogan_worker{task_id}_")))
+    config.to_json(run.config)
+    if chief.root.is_dir():
+        for path in chief.root.iterdir():
+            if not path.name.startswith(".") and (path.suffix == ".keras" or path.name == SECOND_LAYER_STORE):
+                (run.root / path.name).symlink_to(path.resolve())
+        if (chief.root / "backup").is_dir():
+            shutil.copytree(chief.root / "backup", run.root / "backup")
     return run
 
 
@@ -216,29 +335,45 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def train_pair(run: RunFolder, store_path: Path, config: TwoGanConfig, roles: PairRoles, verbose: int | str = "auto",
-               callbacks: list[keras.callbacks.Callback] = ()) -> AdversarialPair:
-    """Train one GAN through ``fit()`` with the run folder's callbacks (plus ``callbacks``); resumable."""
+               callbacks: list[keras.callbacks.Callback] = (),
+               strategy: tf.distribute.Strategy | None = None) -> AdversarialPair:
+    """Train one GAN through ``fit()`` with the run folder's callbacks (plus ``callbacks``); resumable.
+
+    Under ``strategy`` (default: the current one) the networks and optimizers are
+    built in ``strategy.scope()`` and ``config.train.batch_size`` is the global batch,
+    split over ``strategy.num_replicas_in_sync`` replicas.
+
+    Callback order matters for crash safety: the history row of an epoch is written
+    before its backup (a kill in between logs the epoch twice, and
+    :class:`TrimHistory` drops the repeat on resume), and the networks are saved
+    before BackupAndRestore deletes the backup at the end.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
     with PatchStore(store_path, roles.kinds) as store:
         patch_size = store.patch_size
-    pair = build_pair(config, roles, patch_size)
+    with strategy.scope():
+        pair = build_pair(config, roles, patch_size)
     stream = PatchStream(store_path, roles.kinds, config.train.batch_size, seed=config.train.seed or 0,
                          window=config.train.shuffle_window)
     steps = config.train.steps_per_epoch or stream.batches_per_epoch
     backup_dir = run.backup(roles)
     resume_epoch = backup_epoch(backup_dir)
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True),
+        SaveNetworks(run.network(roles, "g"), run.network(roles, "d")),
         TrimHistory(run.history(roles), resume_epoch),
         EpochTimer(),
         keras.callbacks.CSVLogger(str(run.history(roles)), append=True),
+        keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True),
         keras.callbacks.TensorBoard(str(run.logs(roles)), write_graph=False, profile_batch=0),
         FusedSampleLogger(run.logs(roles), sample_patches(store_path, roles.kinds), roles),
         *callbacks,
     ]
-    pair.fit(stream.dataset(start=resume_epoch * steps), epochs=config.train.epochs, steps_per_epoch=steps,
-             callbacks=callbacks, verbose=verbose, shuffle=False)
-    save_model_atomic(pair.generator, run.network(roles, "g"))
-    save_model_atomic(pair.discriminator, run.network(roles, "d"))
+    dataset = stream.dataset(start=resume_epoch * steps)
+    if strategy.num_replicas_in_sync > 1:
+        options = tf.data.Options()  # every worker reads the same stream; each keeps its share of each batch
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        dataset = dataset.with_options(options)
+    pair.fit(dataset, epochs=config.train.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=verbose, shuffle=False)
     return pair
 
 
@@ -254,40 +389,65 @@ def make_second_layer_store(run: RunFolder, store_path: Path, generator_1: Gener
 
 
 def train(store_path: str | os.PathLike, run_dir: str | os.PathLike, config: TwoGanConfig,
-          verbose: int | str = "auto", callbacks: list[keras.callbacks.Callback] = ()) -> RunFolder:
+          verbose: int | str = "auto", callbacks: list[keras.callbacks.Callback] = (),
+          strategy: str | tf.distribute.Strategy | None = None) -> RunFolder:
     """``twogan train``: the whole protocol of ``config.method``, resuming whatever a previous run left.
 
     ``twogan``: GAN 1, GAN 2, the second-layer store, GAN 3.  ``fusiongan``: the
     single FusionGAN pair (``g.keras``, ``d.keras``, ``history_fusiongan.csv``).
+    ``strategy``: ``"default"``, ``"mirrored"``, ``"multiworker"`` or a
+    ``tf.distribute.Strategy`` (see :func:`make_strategy`); ``batch_size`` is global.
+    Returns the run folder (for a non-chief worker: ``run_dir``, which it did not write).
 
     Example:
         >>> from tf_twogan.config import preset
         >>> train("tno_train.h5", "runs/lite", preset("lite").replace(train={"seed": 0}))
     """
     store_path = Path(store_path)
-    with PatchStore(store_path, ("ir", "vis"), config.data.patch_size):
-        pass
+    PatchStream(store_path, ("ir", "vis"), config.train.batch_size, patch_size=config.data.patch_size)  # validates first
+    strategy = make_strategy(strategy)  # before any TensorFlow op (MultiWorkerMirroredStrategy needs that)
+    if config.train.batch_size % strategy.num_replicas_in_sync:
+        raise ConfigError(f"train.batch_size {config.train.batch_size} is not a multiple of the "
+                          f"{strategy.num_replicas_in_sync} replicas")
     configure_runtime(config.train.seed, config.train.precision)
-    run = open_run_folder(run_dir, config)
+    if is_chief(strategy):
+        run = open_run_folder(run_dir, config)
+        remove_stray_temporaries(run)
+        return _train_stages(run, store_path, config, verbose, callbacks, strategy)
+    run = worker_run_folder(run_dir, config, strategy.cluster_resolver.task_id)
+    try:
+        _train_stages(run, store_path, config, verbose, callbacks, strategy)
+    finally:
+        shutil.rmtree(run.root, ignore_errors=True)
+    return RunFolder(Path(run_dir))
+
+
+def _train_stages(run: RunFolder, store_path: Path, config: TwoGanConfig, verbose: int | str,
+                  callbacks: list[keras.callbacks.Callback], strategy: tf.distribute.Strategy) -> RunFolder:
     if config.method == "fusiongan":
         if not run.finished(FUSIONGAN):
-            train_pair(run, store_path, config, FUSIONGAN, verbose, callbacks)
+            train_pair(run, store_path, config, FUSIONGAN, verbose, callbacks, strategy)
         return _tidy(run)
+    generators = {}
     for roles in (GAN1, GAN2):
         if not run.finished(roles):
-            train_pair(run, store_path, config, roles, verbose, callbacks)
+            generators[roles.name] = train_pair(run, store_path, config, roles, verbose, callbacks, strategy).generator
     if not run.second_layer_store.is_file():
-        generator_1, generator_2 = (load_network(run.network(roles, "g")) for roles in (GAN1, GAN2))
+        generator_1, generator_2 = (generators[roles.name] if roles.name in generators else load_network(run.network(roles, "g"))
+                                    for roles in (GAN1, GAN2))
         make_second_layer_store(run, store_path, generator_1, generator_2, progress=verbose != 0)
     roles = second_layer_roles(config)
     if not run.finished(roles):
-        train_pair(run, run.second_layer_store, config, roles, verbose, callbacks)
+        train_pair(run, run.second_layer_store, config, roles, verbose, callbacks, strategy)
     return _tidy(run)
 
 
 def _tidy(run: RunFolder) -> RunFolder:
-    """Remove the emptied ``backup/`` folder of a finished run."""
+    """Remove the backups of finished GANs (left by a kill after the networks were saved) and the emptied ``backup/``."""
     backup = run.root / "backup"
+    for roles in (GAN1, GAN2, GAN3, FUSIONGAN):
+        if run.finished(roles) and run.backup(roles).is_dir():
+            shutil.rmtree(run.backup(roles))
     if backup.is_dir() and not any(backup.iterdir()):
         backup.rmdir()
     return run
