@@ -32,8 +32,9 @@ matches VIFB's stored MATLAB results (``tests/test_metrics.py``).
 """
 from __future__ import annotations
 
+import functools
 import math
-from typing import Callable, Iterable
+from typing import Callable, Iterable, NamedTuple
 
 import numpy as np
 from scipy import ndimage
@@ -621,10 +622,9 @@ def _normalise_windows(x: np.ndarray) -> np.ndarray:
     low, high = x.min(axis=0), x.max(axis=0)
     span = high - low
     flat = span == 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = (x - low) / np.where(flat, 1.0, span)
-    out[:, flat] = 1.0
-    return out
+    out = x - low
+    out /= np.where(flat, 1.0, span)
+    return np.where(flat, 1.0, out)
 
 
 def _window_pdf(x: np.ndarray, k: int) -> np.ndarray:
@@ -634,36 +634,68 @@ def _window_pdf(x: np.ndarray, k: int) -> np.ndarray:
 
 
 def _xlog2_abs(p: np.ndarray) -> np.ndarray:
-    """``p * log2(|p|)``, 0 where ``p == 0`` (MATLAB's ``real(p*log2(p))`` for p < 0).
+    """``p * log2(|p|)`` in float32, 0 where ``p == 0`` (MATLAB's ``real(p*log2(p))`` for p < 0).
 
-    The logarithm is taken in float32 (SIMD, several times faster than float64);
-    its 1e-7 relative error is far inside FMI's 1e-4 tolerance.
+    Float32 (SIMD, several times faster than float64): its 1e-7 relative error is
+    far inside FMI's 1e-4 tolerance.  Magnitudes are clamped to float32's smallest
+    normal number, so a nonzero p too small for float32 contributes about 0, as it
+    should, instead of 0 * -inf.
     """
-    magnitude = np.abs(p, dtype=np.float32)
-    magnitude[magnitude == 0] = 1.0
-    return p * np.log2(magnitude)
+    p32 = p.astype(np.float32)
+    magnitude = np.abs(p32)
+    np.maximum(magnitude, np.finfo(np.float32).tiny, out=magnitude)
+    np.log2(magnitude, out=magnitude)
+    return np.multiply(p32, magnitude, out=magnitude)
 
 
-def _merge_ranks(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For two non-decreasing columns-of-windows x, y (l, n): how many y lie
-    strictly below each x_i, and how many x lie at or below each y_j.
-
-    The l*l comparisons are vector operations over all windows.
-    """
-    l = x.shape[0]
-    below_x = np.zeros(x.shape, dtype=np.uint8)
-    below_y = np.full(y.shape, l, dtype=np.uint8)
-    less = np.empty(x.shape[1], dtype=bool)
-    for i in range(l):  # over window elements
-        for j in range(l):
-            np.less(y[j], x[i], out=less)
-            np.add(below_x[i], less, out=below_x[i], casting="unsafe")
-            np.subtract(below_y[j], less, out=below_y[j], casting="unsafe")  # x_i <= y_j otherwise
-    return below_x, below_y
+def _xlog2_sum(p: np.ndarray) -> np.ndarray:
+    """Sum of :func:`_xlog2_abs` over the element axes (all but the last), in float64."""
+    terms = _xlog2_abs(p)
+    return np.sum(terms.reshape(-1, terms.shape[-1]), axis=0, dtype=np.float64)
 
 
-def _fmi_pairs(src: np.ndarray, fus: np.ndarray, k: int) -> np.ndarray:
-    """Normalised feature MI of each window pair (columns of ``src`` and ``fus``).
+def _cumsum_rows(x: np.ndarray) -> np.ndarray:
+    """``np.cumsum(x, axis=0)`` (the same sequential sums) as row additions, much faster
+    than numpy's strided cumsum along the first axis."""
+    out = np.empty_like(x)
+    out[0] = x[0]
+    for i in range(1, x.shape[0]):  # over the k*k window elements
+        np.add(out[i - 1], x[i], out=out[i])
+    return out
+
+
+class _WindowStats(NamedTuple):
+    """What one image's windows contribute to every pair they take part in."""
+
+    norm: np.ndarray  # (l, n) min-max normalised windows
+    pdf: np.ndarray  # (l, n) window "pdfs" as analysis_fmi.m forms them
+    cdf: np.ndarray  # (l, n) their cumulative sums
+    rev: np.ndarray  # (l, n) ends of the reversed partition: 1 - S_{l-2}, ..., 1 - S_0, 1
+    dev: np.ndarray  # (l, n) pdf minus its (sequentially summed) mean
+    dev_sq: np.ndarray  # (n,) sequential sum of dev^2
+    sd: np.ndarray  # (n,) standard deviation of the element index under the pdf
+    xlog: np.ndarray  # (n,) sum p log2 p
+    tot: np.ndarray  # (n,) sum p
+    cdf_sum: np.ndarray  # (n,) sum of the cdf
+
+
+def _window_stats(windows: np.ndarray, k: int) -> _WindowStats:
+    l, n = windows.shape
+    norm = _normalise_windows(windows)
+    pdf = _window_pdf(norm, k)
+    dev = pdf - _seq_sum(pdf) / l
+    index = np.arange(1, l + 1, dtype=np.float64)
+    sd = np.sqrt(np.maximum(index ** 2 @ pdf - (index @ pdf) ** 2, 0))
+    cdf = _cumsum_rows(pdf)
+    rev = np.empty_like(cdf)
+    np.subtract(1, cdf[-2::-1], out=rev[:-1])
+    rev[-1] = 1
+    return _WindowStats(norm, pdf, cdf, rev, dev, _seq_sum(dev * dev), sd,
+                        _xlog2_sum(pdf), pdf.sum(axis=0), cdf.sum(axis=0))
+
+
+def _fmi_pairs(s: _WindowStats, f: _WindowStats) -> np.ndarray:
+    """Normalised feature MI of each window pair (columns of the source and fused stats).
 
     Haghighat's fast FMI: the joint pdf of two window "pdfs" is Nelsen's mixture
     ``phi * Frechet bound + (1 - phi) * product``.  Vectorised over windows; the
@@ -678,81 +710,98 @@ def _fmi_pairs(src: np.ndarray, fus: np.ndarray, k: int) -> np.ndarray:
     joint entropy is the product part's entropy in closed form, corrected on those
     cells, instead of l*l logarithms.  The lower bound (c < 0) is the upper bound
     against the reversed partition with ends 1 - S_{l-2}, ..., 1 - S_0, 1.
+
+    All 2l pieces are handled as one (2, l, n) array: row 0 the pieces ending at
+    F_i, row 1 those ending at S_j; the ranks come from one (l, l, n) comparison
+    and the partner's values are gathered with one flat ``take``.
     """
-    l, n = src.shape
-    s_pdf = _window_pdf(_normalise_windows(src), k)
-    f_pdf = _window_pdf(_normalise_windows(fus), k)
-    s_dev = s_pdf - _seq_sum(s_pdf) / l
-    f_dev = f_pdf - _seq_sum(f_pdf) / l
-    num = _seq_sum(s_dev * f_dev)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        c = np.where(num == 0, 0.0, num / np.sqrt(_seq_sum(s_dev * s_dev) * _seq_sum(f_dev * f_dev)))
-    index = np.arange(1, l + 1, dtype=np.float64)
-    s_sd = np.sqrt(np.maximum(index ** 2 @ s_pdf - (index @ s_pdf) ** 2, 0))
-    f_sd = np.sqrt(np.maximum(index ** 2 @ f_pdf - (index @ f_pdf) ** 2, 0))
-    s_cdf, f_cdf = np.cumsum(s_pdf, axis=0), np.cumsum(f_pdf, axis=0)
-    s_xlog, f_xlog = _xlog2_abs(s_pdf).sum(axis=0), _xlog2_abs(f_pdf).sum(axis=0)
-    s_tot, f_tot = s_pdf.sum(axis=0), f_pdf.sum(axis=0)
-
+    l, n = f.pdf.shape
+    num = _seq_sum(s.dev * f.dev)
+    c = np.where(num == 0, 0.0, num / np.sqrt(s.dev_sq * f.dev_sq))
     upper = c >= 0
-    s_rev = np.concatenate([1 - s_cdf[-2::-1], np.ones((1, n))])
-    partner = np.where(upper, s_cdf, s_rev)  # CDF ends of the second partition
-    partner_pdf = np.where(upper, s_pdf, s_pdf[::-1])  # its interval masses
-    below_x, below_y = _merge_ranks(f_cdf, partner)
-    cols = np.arange(n)
-    zero = np.zeros((1, n))
-    f_pad, p_pad = np.concatenate([zero, f_cdf]), np.concatenate([zero, partner])
-    inside_x = below_x < l  # pieces ending at F_i: cell (i, below_x)
-    inside_y = below_y < l  # pieces ending at S_j: cell (below_y, j)
-    below_x, below_y = below_x.astype(np.intp), below_y.astype(np.intp)
-    bx, by = np.minimum(below_x, l - 1), np.minimum(below_y, l - 1)
-    mass_x = np.where(inside_x, f_cdf - np.maximum(f_pad[:-1], p_pad[below_x, cols]), 0.0)
-    mass_y = np.where(inside_y, partner - np.maximum(p_pad[:-1], f_pad[below_y, cols]), 0.0)
-    product_x = f_pdf * partner_pdf[bx, cols]
-    product_y = f_pdf[by, cols] * partner_pdf
+    if upper.all():
+        partner, partner_pdf = s.cdf, s.pdf
+    else:
+        partner = np.where(upper, s.cdf, s.rev)  # CDF ends of the second partition
+        partner_pdf = np.where(upper, s.pdf, s.pdf[::-1])  # its interval masses
 
-    f_sum = f_cdf.sum(axis=0)
-    sum_min = np.sum(f_cdf * (l - below_x), axis=0) + np.sum(partner * (l - below_y), axis=0)
+    # ends[0] = [0, F_0..F_{l-1}], ends[1] = [0, P_0..P_{l-1}]; masses[r] = [pdf, 0]
+    ends = np.zeros((2, l + 1, n))
+    ends[0, 1:], ends[1, 1:] = f.cdf, partner
+    masses = np.zeros((2, l + 1, n))
+    masses[0, :-1], masses[1, :-1] = f.pdf, partner_pdf
+    less = (partner[None, :, :] < f.cdf[:, None, :]).view(np.uint8)  # less[i, j]: P_j < F_i
+    below = np.empty((2, l, n), dtype=np.uint8)
+    np.add.reduce(less, axis=1, dtype=np.uint8, out=below[0])  # #P below F_i
+    np.add.reduce(less, axis=0, dtype=np.uint8, out=below[1])
+    np.subtract(l, below[1], out=below[1])  # #F at or below P_j
+    top = ends[:, 1:]
+    counts = (l - below).astype(np.float64)
+    counts *= top
+    sum_min = np.sum(counts.reshape(2 * l, n), axis=0)  # sum_ij min(F_i, P_j)
+    f_sum = f.cdf_sum
     # sum_ij max(F_i + S_j - 1, 0) = l sum F - sum_ij min(F_i, 1 - S_j), and the
-    # values 1 - S_j are those of s_rev with its final 1 replaced by 1 - S_{l-1}
-    lower_sum = l * f_sum - (sum_min - f_sum + np.minimum(f_cdf, 1 - s_cdf[-1]).sum(axis=0))
-    cov = np.where(upper, sum_min, lower_sum) - f_sum * s_cdf.sum(axis=0)
-    degenerate = (s_sd == 0) | (f_sd == 0) | (c == 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        coef = np.where(degenerate, 0.0, c / (cov / (f_sd * s_sd)))
+    # values 1 - S_j are those of s.rev with its final 1 replaced by 1 - S_{l-1}
+    lower_sum = l * f_sum - (sum_min - f_sum + np.minimum(f.cdf, 1 - s.cdf[-1]).sum(axis=0))
+    cov = np.where(upper, sum_min, lower_sum) - f_sum * s.cdf_sum
+    degenerate = (s.sd == 0) | (f.sd == 0) | (c == 0)
+    coef = np.where(degenerate, 0.0, c / (cov / (f.sd * s.sd)))
     rest = 1 - coef
 
-    mass = np.concatenate([mass_x, mass_y])
-    product_part = rest * np.concatenate([product_x, product_y])
-    cell = coef * mass + product_part
+    # the piece ending at F_i borrows P_{below-1} and the partner's pdf at `below`
+    # from row 1; the piece ending at P_j borrows F_{below-1} and f's pdf from row 0
+    flat = below.astype(np.intp)
+    flat *= n
+    flat += _gather_offsets(l, n)
+    mass = top - np.maximum(ends[:, :-1], ends.take(flat))
+    np.copyto(mass, 0.0, where=below == l)  # a piece past the last cell (rounding) has no cell
+    product_part = masses[:, :-1] * masses.take(flat)
+    product_part *= rest
+    cell = mass
+    cell *= coef
+    cell += product_part
     # where a piece has no mass the cell equals its product part: the terms cancel exactly
-    correction = np.sum(_xlog2_abs(cell), axis=0) - np.sum(_xlog2_abs(product_part), axis=0)
+    correction = _xlog2_sum(cell) - _xlog2_sum(product_part)
     # sum over all l*l cells of q log2|q| for q = rest * f_i s_j, in closed form
-    with np.errstate(divide="ignore"):
-        log_rest = np.where(rest == 0, 0.0, np.log2(np.abs(np.where(rest == 0, 1.0, rest))))
-    product_all = rest * (log_rest * f_tot * s_tot + f_xlog * s_tot + f_tot * s_xlog)
+    log_rest = np.where(rest == 0, 0.0, np.log2(np.abs(np.where(rest == 0, 1.0, rest))))
+    product_all = rest * (log_rest * f.tot * s.tot + f.xlog * s.tot + f.tot * s.xlog)
     joint_ent = -(product_all + correction)
 
-    s_ent, f_ent = -s_xlog, -f_xlog
+    s_ent, f_ent = -s.xlog, -f.xlog
     mutual = s_ent + f_ent - joint_ent
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(mutual == 0, 0.0, 2 * mutual / (s_ent + f_ent))
+    return np.where(mutual == 0, 0.0, 2 * mutual / (s_ent + f_ent))
 
 
-_FMI_BLOCK = 8192
+@functools.lru_cache(maxsize=8)
+def _gather_offsets(l: int, n: int) -> np.ndarray:
+    """Flat offsets into a (2, l+1, n) table: row 0 reads region 1, row 1 region 0."""
+    offsets = np.empty((2, l, n), dtype=np.intp)
+    offsets[0] = (l + 1) * n + np.arange(n)
+    offsets[1] = np.arange(n)
+    offsets.flags.writeable = False
+    return offsets
+
+
+_FMI_BLOCK = 4096  # windows per block: the block's temporaries stay in the L2 cache
 
 
 def _fmi_block(a_w: np.ndarray, b_w: np.ndarray, f_w: np.ndarray, k: int) -> np.ndarray:
-    """FMI map values ``(fmi_af + fmi_bf) / 2`` for windows given as columns."""
-    f_w = f_w.copy()
-    score_a = np.ones(f_w.shape[1])
-    rest = ~np.all(a_w == f_w, axis=0)
-    score_a[rest] = _fmi_pairs(a_w[:, rest], f_w[:, rest], k)
-    # the IR half overwrote the fused window with its normalised form
-    f_w[:, rest] = _normalise_windows(f_w[:, rest])
-    score_b = np.ones(f_w.shape[1])
-    rest = ~np.all(b_w == f_w, axis=0)
-    score_b[rest] = _fmi_pairs(b_w[:, rest], f_w[:, rest], k)
+    """FMI map values ``(fmi_af + fmi_bf) / 2`` for windows given as columns.
+
+    The fused window's statistics serve both halves: where the IR half overwrote
+    it with its normalised form, normalising that again gives it back unchanged
+    (its minimum is exactly 0 and its maximum exactly 1; a flat window stays all
+    ones), and where it did not (IR window equal to the fused one), the VIS half
+    normalises the raw window itself.  Pairs of equal windows are computed too and
+    then replaced by 1, which costs less than gathering the others.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fs = _window_stats(f_w, k)
+        equal_a = np.all(a_w == f_w, axis=0)
+        score_a = np.where(equal_a, 1.0, _fmi_pairs(_window_stats(a_w, k), fs))
+        # the IR half overwrote the fused window with its normalised form
+        equal_b = np.all(b_w == np.where(equal_a, f_w, fs.norm), axis=0)
+        score_b = np.where(equal_b, 1.0, _fmi_pairs(_window_stats(b_w, k), fs))
     return (score_a + score_b) / 2
 
 
@@ -788,12 +837,14 @@ def fmi(ir, vis, fused, feature: str = "none", window: int = 3) -> float:
     a, b, f = (_fmi_feature(x, feature) for x in (ir, vis, fused))
     if a.shape[0] < k or a.shape[1] < k:
         raise ValueError(f"FMI needs images of at least {k}x{k} pixels (after feature extraction)")
-    a_w, b_w, f_w = _windows(a, k), _windows(b, k), _windows(f, k)
-    scores = np.empty(f_w.shape[1])
-    # blocks of windows only keep the working set in cache; each block is vectorised
-    for start in range(0, f_w.shape[1], _FMI_BLOCK):
-        block = slice(start, start + _FMI_BLOCK)
-        scores[block] = _fmi_block(a_w[:, block], b_w[:, block], f_w[:, block], k)
+    h, w = a.shape[0] - k + 1, a.shape[1] - k + 1
+    scores = np.empty(h * w)
+    rows = max(1, _FMI_BLOCK // w)
+    # blocks of window rows keep the working set in cache; each block is vectorised
+    for top in range(0, h, rows):
+        bottom = min(h, top + rows)
+        a_w, b_w, f_w = (_windows(x[top:bottom + k - 1], k) for x in (a, b, f))
+        scores[top * w:bottom * w] = _fmi_block(a_w, b_w, f_w, k)
     return float(np.mean(scores))
 
 
