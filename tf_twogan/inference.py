@@ -52,7 +52,7 @@ class InferenceError(ValueError):
 
 @dataclass
 class LumaImage:
-    """An image as the network sees it: gray ``luma`` (float32, 0..255) plus, for a
+    """An image as the network sees it: gray ``luma`` (uint8 or float32, 0..255) plus, for a
     colour image, its chroma ``cb``/``cr`` (float32, BT.601 offsets: zero for gray)."""
 
     luma: np.ndarray
@@ -85,10 +85,11 @@ def split_luma(image: np.ndarray, label: str = "image") -> LumaImage:
         raise ImageError(f"{label}: unsupported pixel type {image.dtype} (expected uint8, uint16 or float)")
     if np.issubdtype(image.dtype, np.floating) and not np.all(np.isfinite(image)):
         raise ImageError(f"{label}: contains NaN or infinite pixel values")
+    if image.ndim == 3 and is_gray_as_rgb(image):
+        image = image[..., 0]
     if image.ndim == 2:
-        return LumaImage(image.astype(np.float32) * scale)
-    if is_gray_as_rgb(image):
-        return LumaImage(image[..., 0].astype(np.float32) * scale)
+        # 8-bit gray stays uint8 (exact on 0..255) and becomes float per tile: a quarter of the memory
+        return LumaImage(image if image.dtype == np.uint8 else image.astype(np.float32) * scale)
     rgb = image[..., :3].astype(np.float32) * scale
     from .images import BT601_LUMA
 
@@ -98,9 +99,14 @@ def split_luma(image: np.ndarray, label: str = "image") -> LumaImage:
 
 
 def merge_luma(luma: np.ndarray, like: LumaImage) -> np.ndarray:
-    """Fused luma (float, 0..255) -> uint8 image: gray, or RGB with ``like``'s chroma put back."""
+    """Fused luma (float, 0..255) -> uint8 image: gray, or RGB with ``like``'s chroma put back.
+
+    A gray result is rounded in place: ``luma`` is overwritten.
+    """
     if not like.is_colour:
-        return to_uint8(luma)
+        np.add(luma, np.float32(0.5), out=luma)
+        np.floor(luma, out=luma)
+        return np.clip(luma, 0, 255, out=luma).astype(np.uint8)
     channels = (luma + _CR_TO_R * like.cr, luma + _CB_TO_G * like.cb + _CR_TO_G * like.cr, luma + _CB_TO_B * like.cb)
     return np.stack([to_uint8(channel) for channel in channels], axis=-1)
 
@@ -293,13 +299,13 @@ class Fuser:
         return max(height, width)
 
     def fuse_luma(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
-        """Fuse two gray float images on 0..255 of the same size; float32 (H, W) on 0..255."""
+        """Fuse two gray images (uint8, or float on 0..255) of the same size; float32 (H, W) on 0..255."""
         height, width = ir.shape
         tile = self.tile_for(height, width)
         fused = np.empty((height, width), np.float32)
         for plan in plan_tiles(height, width, tile, self.first_margin, self.second_margin):
             rows, cols = np.ix_(plan.input_rows, plan.input_cols)
-            block = np.stack([ir[rows, cols], vis[rows, cols]], axis=-1)[None]
+            block = np.stack([ir[rows, cols], vis[rows, cols]], axis=-1)[None].astype(np.float32)
             block = (block - np.float32(127.5)) / np.float32(127.5)
             fused[plan.rows, plan.cols] = self._chain(block, plan.second_rows.astype(np.int32),
                                                       plan.second_cols.astype(np.int32)).numpy()
