@@ -778,7 +778,7 @@ def _gather_offsets(l: int, n: int) -> np.ndarray:
     return offsets
 
 
-_FMI_BLOCK = 4096  # windows per block: the block's temporaries stay in the L2 cache
+_FMI_BLOCK = 8192  # windows per block: the block's temporaries stay in the L2 cache
 
 
 def _fmi_block(a_w: np.ndarray, b_w: np.ndarray, f_w: np.ndarray, k: int) -> np.ndarray:
