@@ -80,6 +80,9 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _fuse(args: argparse.Namespace) -> None:
+    for flag, path in (("--ir", args.ir), ("--vis", args.vis)):
+        if not Path(path).exists():
+            raise ImageError(f"{path}: no such file or folder ({flag})")
     if args.fusiongan_checkpoint is not None:
         _fuse_fusiongan(args)
         return
