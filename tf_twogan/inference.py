@@ -371,11 +371,14 @@ class Fuser:
 def fuse(ir: str | os.PathLike, vis: str | os.PathLike, out: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
          tile: int | None = None, precision: str = "float32", skip_unmatched: bool = False,
          progress: bool = False) -> list[Path]:
-    """``twogan fuse``: fuse two files into ``out``, or two folders into the folder ``out``."""
+    """``twogan fuse``: fuse two files into ``out`` (a file, or an existing folder to hold
+    ``<ir name>.png``), or two folders into the folder ``out``."""
     ir, vis = Path(ir), Path(vis)
     if ir.is_dir() != vis.is_dir():
         raise ImageError(f"--ir {ir} and --vis {vis}: give two files or two folders")
     fuser = Fuser(checkpoint, precision=precision, tile=tile)
+    if not ir.is_dir() and Path(out).is_dir():
+        out = Path(out) / f"{ir.stem}.png"
     if ir.is_dir():
         return fuser.fuse_folders(ir, vis, out, skip_unmatched=skip_unmatched, progress=progress)
     return [fuser.fuse_files(ir, vis, out)]
