@@ -1,0 +1,200 @@
+"""Rebuild results/ from a checkpoint with the public CLI (`twogan fuse`, `twogan evaluate`).
+
+Writes, under results/:
+  tno_test_metrics.{csv,md,png}   the 10 TNO test pairs of ../shared/data/tno/split.json
+  roadscene_metrics.{csv,md,png}  RoadScene, visible frames resized onto the infrared grid
+  vifb/with_ours.{csv,md}         VIFB's 25 published methods plus ours (gray scoring)
+  runtime.{csv,md}                seconds per pair of each method on this machine
+  fig7_tno_grid.png               IR, VIS, FusionGAN, ours with an enlarged red-box region
+
+Usage (from the repository root):
+  python results/reproduce.py [--checkpoint DIR] [--fusiongan-run DIR] [--work runs/results]
+                              [--skip-roadscene] [--skip-vifb]
+The two-layer row is named "two-layer-gan (shipped)" when --checkpoint is the shipped one.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tf_twogan.baselines import REFERENCE_FUSIONS, fuse_folder
+from tf_twogan.cli import main as twogan
+from tf_twogan.evaluate import evaluate_vifb_style, markdown_table
+from tf_twogan.figures import comparison_grid
+from tf_twogan.images import atomic_path, list_images, natural_key, pair_folders, read_gray_uint8, read_image, write_image
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+RESULTS = REPO / "results"
+METRICS = ["EN", "MI", "SSIM", "SF", "SD", "SCD", "FMI", "QABF"]
+OURS = "two-layer-gan (shipped)"
+FUSIONGAN = "fusiongan (lite, same budget)"
+
+
+def linked_subset(source: Path, names: list[str], out: Path) -> Path:
+    """A folder of symbolic links to the chosen pairs of ``source/{ir,vis}``."""
+    for kind in ("ir", "vis"):
+        folder = out / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        images = list_images(source / kind)
+        for name in names:
+            link = folder / images[name].name
+            if not link.exists():
+                link.symlink_to(images[name].resolve())
+    return out
+
+
+def registered_roadscene(out: Path) -> Path:
+    """RoadScene with each visible frame resized (box filter, colour kept) to its infrared frame's size.
+
+    In ../shared/data the visible frames are 3.118x (rows) by 2.809x (columns) the
+    infrared ones in every pair; a resize onto the infrared grid registers them.
+    """
+    from PIL import Image
+
+    source = DATA / "roadscene"
+    (out / "ir").mkdir(parents=True, exist_ok=True)
+    for name, ir_path, vis_path in pair_folders(source / "ir", source / "vis"):
+        ir_link = out / "ir" / ir_path.name
+        if not ir_link.exists():
+            ir_link.symlink_to(ir_path.resolve())
+        target = out / "vis" / f"{name}.png"
+        if not target.exists():
+            height, width = read_image(ir_path).shape[:2]
+            vis = Image.fromarray(read_image(vis_path)).resize((width, height), Image.BOX)
+            write_image(target, np.asarray(vis))
+    return out
+
+
+def fuse_with_fusiongan(run: Path, pairs: Path, out: Path) -> float:
+    """Fuse every pair with a FusionGAN run trained by `twogan train --method fusiongan`; seconds per pair."""
+    from tf_twogan.fusiongan import original_output, to_bytes
+    from tf_twogan.training import load_network
+
+    generator = load_network(run / "g.keras")
+    seconds = []
+    for name, ir_path, vis_path in pair_folders(pairs / "ir", pairs / "vis"):
+        ir, vis = read_gray_uint8(ir_path), read_gray_uint8(vis_path)
+        start = time.perf_counter()
+        fused = to_bytes(original_output(generator, ir, vis, mode="corrected"), mode="corrected")
+        seconds.append(time.perf_counter() - start)
+        write_image(out / f"{name}.png", fused)
+    return float(np.mean(seconds))
+
+
+def fuse_all(pairs: Path, fused_root: Path, checkpoint: str | None, fusiongan_run: Path | None) -> dict[str, float]:
+    """Every method's fused folder under ``fused_root``; returns seconds per pair (fusion only)."""
+    from tf_twogan.inference import Fuser
+
+    count = len(list_images(pairs / "ir"))
+    seconds = {}
+    arguments = ["fuse", "--ir", str(pairs / "ir"), "--vis", str(pairs / "vis"), "--out", str(fused_root / OURS)]
+    assert twogan(arguments + (["--checkpoint", checkpoint] if checkpoint else [])) == 0
+    fuser = Fuser(checkpoint)                                       # timing: warm, fusion only
+    sources = [(read_image(ir), read_image(vis)) for _, ir, vis in pair_folders(pairs / "ir", pairs / "vis")]
+    fuser.fuse_arrays(*sources[0])
+    start = time.perf_counter()
+    for ir, vis in sources:
+        fuser.fuse_arrays(ir, vis)
+    seconds[OURS] = (time.perf_counter() - start) / count
+    if fusiongan_run is not None:
+        seconds[FUSIONGAN] = fuse_with_fusiongan(fusiongan_run, pairs, fused_root / FUSIONGAN)
+    for method, fusion in REFERENCE_FUSIONS.items():
+        start = time.perf_counter()
+        fuse_folder(fusion, pairs / "ir", pairs / "vis", fused_root / method)
+        seconds[method] = (time.perf_counter() - start) / count
+    return seconds
+
+
+def evaluate_into(pairs: Path, fused_root: Path, out: Path, stem: str) -> None:
+    """`twogan evaluate` over every method folder; copy the mean table and plot to results/<stem>.*"""
+    methods = sorted(p for p in fused_root.iterdir() if p.is_dir())
+    arguments = ["evaluate", "--ir", str(pairs / "ir"), "--vis", str(pairs / "vis"), "--out", str(out), "--quiet"]
+    for folder in methods:
+        arguments += ["--fused", str(folder)]
+    assert twogan(arguments) == 0
+    for suffix, name in (("csv", "metrics_mean.csv"), ("md", "metrics_mean.md"), ("png", "metrics_mean.png")):
+        if (out / name).exists():
+            shutil.copyfile(out / name, RESULTS / f"{stem}.{suffix}")
+
+
+def write_table(rows: dict[str, dict[str, float]], columns: list[str], stem: Path) -> None:
+    """CSV (method + columns) and Markdown (best per column in bold) written atomically."""
+    temporary, target = atomic_path(stem.with_suffix(".csv"))
+    with temporary.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["method", *columns])
+        for method, values in rows.items():
+            writer.writerow([method, *(f"{values[c]:.6g}" for c in columns)])
+    os.replace(temporary, target)
+    temporary, target = atomic_path(stem.with_suffix(".md"))
+    temporary.write_text(markdown_table(rows, columns))
+    os.replace(temporary, target)
+
+
+def vifb_with_ours(work: Path, checkpoint: str | None) -> None:
+    """Our model joins VIFB's 25 published methods: fuse the 21 pairs, score them, merge the table."""
+    vifb = DATA / "vifb"
+    ours = work / "vifb_ours"
+    arguments = ["fuse", "--ir", str(vifb / "ir"), "--vis", str(vifb / "vis"), "--out", str(ours / "png")]
+    assert twogan(arguments + (["--checkpoint", checkpoint] if checkpoint else [])) == 0
+    merged = work / "vifb_merged"
+    merged.mkdir(parents=True, exist_ok=True)
+    for path in (ours / "png").iterdir():
+        shutil.copyfile(path, merged / f"{path.stem}_TwoLayerGAN.png")
+    result = evaluate_vifb_style(vifb / "ir", vifb / "vis", merged, work / "vifb_eval", methods=["TwoLayerGAN"], progress=False)
+    rows = {}
+    with (RESULTS / "vifb" / "metrics_mean.csv").open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            rows[row["method"]] = {m: float(row[m]) for m in METRICS}
+    rows["TwoLayerGAN (ours, lite)"] = {m: result.means["TwoLayerGAN"][m] for m in METRICS}
+    write_table(rows, METRICS, RESULTS / "vifb" / "with_ours")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", help="two-layer checkpoint folder (default: the shipped one)")
+    parser.add_argument("--fusiongan-run", type=Path, help="run folder of `twogan train --method fusiongan`")
+    parser.add_argument("--work", type=Path, default=REPO / "runs" / "results")
+    parser.add_argument("--skip-roadscene", action="store_true")
+    parser.add_argument("--skip-vifb", action="store_true")
+    args = parser.parse_args()
+    RESULTS.mkdir(exist_ok=True)
+    runtimes = {}
+
+    test_names = sorted(json.loads((DATA / "tno" / "split.json").read_text())["test"], key=natural_key)
+    tno = linked_subset(DATA / "tno", test_names, args.work / "tno_test")
+    runtimes["TNO test"] = fuse_all(tno, args.work / "tno_fused", args.checkpoint, args.fusiongan_run)
+    evaluate_into(tno, args.work / "tno_fused", args.work / "tno_eval", "tno_test_metrics")
+
+    rows = [("IR", [read_gray_uint8(p) for _, p, _ in pair_folders(tno / "ir", tno / "vis")][:5]),
+            ("VIS", [read_gray_uint8(p) for _, _, p in pair_folders(tno / "ir", tno / "vis")][:5])]
+    for method, label in ((FUSIONGAN, "FusionGAN"), (OURS, "ours")):
+        folder = args.work / "tno_fused" / method
+        if folder.is_dir():
+            rows.append((label, [read_gray_uint8(folder / f"{name}.png") for name in test_names[:5]]))
+    boxes = [(image.shape[0] // 3, image.shape[1] // 3, min(image.shape) // 5) for image in rows[0][1]]
+    comparison_grid(rows, boxes, RESULTS / "fig7_tno_grid.png", column_titles=test_names[:5])
+
+    if not args.skip_roadscene:
+        roadscene = registered_roadscene(args.work / "roadscene_registered")
+        runtimes["RoadScene"] = fuse_all(roadscene, args.work / "roadscene_fused", args.checkpoint, args.fusiongan_run)
+        evaluate_into(roadscene, args.work / "roadscene_fused", args.work / "roadscene_eval", "roadscene_metrics")
+    if not args.skip_vifb:
+        vifb_with_ours(args.work, args.checkpoint)
+
+    methods = list(next(iter(runtimes.values())))
+    write_table({m: {d: runtimes[d][m] for d in runtimes} for m in methods}, list(runtimes), RESULTS / "runtime")
+    print((RESULTS / "tno_test_metrics.md").read_text())
+    print((RESULTS / "runtime.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
