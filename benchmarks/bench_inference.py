@@ -106,28 +106,31 @@ def main(argv: list[str] | None = None) -> int:
     print(f"CPU conv ceiling (3x3, 256->128, 640x480): " + ", ".join(f"{p} {g:.1f} GFLOP/s" for p, g in ceilings.items())
           + f"   [load average {os.getloadavg()[0]:.2f}]")
     results = {"ceiling_gflops": ceilings, "runs": []}
-    header = f"{'preset':6} {'precision':9} {'xla':3} {'ms/pair':>9} {'MP/s':>6} {'GFLOP/s':>8} {'% ceiling':>9} {'PSNR vs f32':>11} {'load':>5}"
+    header = (f"{'preset':6} {'precision':9} {'xla':3} {'ms/pair':>9} {'MP/s':>6} {'GFLOP/s':>8} {'% ceiling':>9} "
+              f"{'x f32':>6} {'PSNR vs f32':>11} {'load':>5}")
     print(header)
     for name in args.presets.split(","):
         widths = preset(name).generator.widths
         chain = random_chain(widths)
         flops = 3 * chain[0].flops_per_pixel() * HEIGHT * WIDTH
-        reference = None
+        reference, reference_seconds = None, None
         for precision in precisions:
             for jit in args.jit.split(","):
                 fuser = Fuser(generators=chain, precision=precision, tile=0, jit_compile=jit == "on")
                 seconds = median_seconds(lambda: fuser.fuse_arrays(ir, vis, as_float=True), args.repeats)
                 output = fuser.fuse_arrays(ir, vis, as_float=True)
                 if precision == "float32" and reference is None:
-                    reference = output
+                    reference, reference_seconds = output, seconds
                 quality = psnr(output, reference) if reference is not None else float("nan")
                 row = {"preset": name, "precision": precision, "xla": jit, "ms_per_pair": 1e3 * seconds,
                        "megapixels_per_s": HEIGHT * WIDTH / seconds / 1e6, "gflops": flops / seconds / 1e9,
                        "ceiling_share": flops / seconds / 1e9 / ceilings[precision], "psnr_vs_float32": quality,
+                       "speed_vs_float32": (reference_seconds or float("nan")) / seconds,
                        "gflop_per_pair": flops / 1e9, "load_average": os.getloadavg()[0]}
                 results["runs"].append(row)
                 print(f"{name:6} {precision:9} {jit:3} {row['ms_per_pair']:9.1f} {row['megapixels_per_s']:6.2f} "
-                      f"{row['gflops']:8.1f} {100 * row['ceiling_share']:8.1f}% {quality:11.1f} {row['load_average']:5.2f}",
+                      f"{row['gflops']:8.1f} {100 * row['ceiling_share']:8.1f}% {row['speed_vs_float32']:6.2f} {quality:11.1f} "
+                      f"{row['load_average']:5.2f}",
                       flush=True)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
