@@ -570,7 +570,8 @@ def test_kill_9_during_training_then_the_same_command_resumes_to_the_uninterrupt
     code, output = finish(process)
     assert code == -signal.SIGKILL, output
     assert not finished_gan1, "the kill should land while GAN 1 trains"
-    assert 1 <= len(history_epochs(run / "history_gan1.csv")) <= 3 and (run / "backup" / "gan1").is_dir()
+    # the row of an epoch is written just before its backup: the kill may land between the two
+    assert 1 <= len(history_epochs(run / "history_gan1.csv")) <= 3
 
     code, output = finish(twogan_process(argv))
     assert code == 0, output

@@ -127,20 +127,66 @@ def load_generators(run_dir: str | os.PathLike) -> tuple[Generator, Generator, G
     return generators
 
 
+BACKUP_METADATA = "training_metadata.json"
+
+
 def backup_epoch(backup_dir: Path) -> int:
-    """Epochs already completed according to Keras' BackupAndRestore state (0 if none)."""
-    metadata = backup_dir / "training_metadata.json"
+    """Epochs already completed according to the backup state (0 if none)."""
+    metadata = Path(backup_dir) / BACKUP_METADATA
     if not metadata.is_file():
         return 0
     return int(json.loads(metadata.read_text())["epoch"])
 
 
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore with a backup that a kill at any instant leaves consistent.
+
+    Keras writes ``latest.weights.h5`` and ``training_metadata.json`` in place, one
+    after the other, so a ``kill -9`` during the save leaves a half-written HDF5 file
+    (which then fails to open) or weights of epoch e+1 with metadata of epoch e.
+    Here each epoch's weights go to a temporary file renamed to
+    ``epoch<N>.weights.h5``, then the metadata naming that file is replaced
+    atomically, and only then is the previous weights file deleted: the metadata
+    always names complete weights of the epoch it states.
+    """
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._load_model()
+
+    def _load_model(self) -> None:
+        backup = Path(self.backup_dir)
+        metadata_path = backup / BACKUP_METADATA
+        if not metadata_path.is_file():
+            return
+        metadata = json.loads(metadata_path.read_text())
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(str(backup / metadata.get("weights", "latest.weights.h5")))
+        self.model._initial_epoch = int(metadata["epoch"])
+
+    def _save_model(self) -> None:
+        backup = Path(self.backup_dir)
+        backup.mkdir(parents=True, exist_ok=True)
+        weights = backup / f"epoch{self._current_epoch}.weights.h5"
+        temporary = backup / f".tmp{os.getpid()}.{weights.name}"  # Keras wants the .weights.h5 ending
+        try:
+            self.model.save_weights(str(temporary), overwrite=True)
+            os.replace(temporary, weights)
+        finally:
+            temporary.unlink(missing_ok=True)
+        metadata, target = atomic_path(backup / BACKUP_METADATA)
+        metadata.write_text(json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": weights.name}))
+        os.replace(metadata, target)
+        for path in backup.iterdir():
+            if path.name.endswith(".h5") and path != weights:
+                path.unlink(missing_ok=True)
+
+
 class TrimHistory(keras.callbacks.Callback):
     """Drop history rows of epochs that a resumed run will train again.
 
-    Placed between BackupAndRestore and CSVLogger: a crash after CSVLogger wrote
-    an epoch's row but before the backup of that epoch would otherwise log the
-    epoch twice.
+    Placed before CSVLogger, which writes each epoch's row before the backup of that
+    epoch is saved: a crash between the two would otherwise log the epoch twice.
     """
 
     def __init__(self, history_path: Path, resume_epoch: int) -> None:
@@ -363,7 +409,7 @@ def train_pair(run: RunFolder, store_path: Path, config: TwoGanConfig, roles: Pa
         TrimHistory(run.history(roles), resume_epoch),
         EpochTimer(),
         keras.callbacks.CSVLogger(str(run.history(roles)), append=True),
-        keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True),
+        AtomicBackupAndRestore(str(backup_dir)),
         keras.callbacks.TensorBoard(str(run.logs(roles)), write_graph=False, profile_batch=0),
         FusedSampleLogger(run.logs(roles), sample_patches(store_path, roles.kinds), roles),
         *callbacks,
