@@ -249,6 +249,18 @@ def test_cli_fuse_files_folders_and_errors(tiny_checkpoint, tmp_path, capsys):
     assert main(argv + ["--skip-unmatched", "--precision", "bfloat16"]) == 0
     assert sorted(p.name for p in (tmp_path / "folder_out").iterdir()) == ["x.png"]
 
+    (tmp_path / "one").mkdir()
+    assert main(["fuse", "--ir", str(tmp_path / "ir.png"), "--vis", str(tmp_path / "vis.png"), "--out", str(tmp_path / "one"),
+                 "--checkpoint", str(tiny_checkpoint), "--quiet"]) == 0
+    assert np.array_equal(iio.imread(tmp_path / "one" / "ir.png"), expected)  # a folder --out gets <ir name>.png
+    before = iio.imread(tmp_path / "ir.png")
+    assert main(["fuse", "--ir", str(tmp_path / "ir.png"), "--vis", str(tmp_path / "vis.png"), "--out", str(tmp_path),
+                 "--checkpoint", str(tiny_checkpoint)]) == 2
+    assert "is an input image" in capsys.readouterr().err
+    assert np.array_equal(iio.imread(tmp_path / "ir.png"), before)
+    assert main(argv[:6] + [str(ir_dir)] + argv[7:] + ["--skip-unmatched"]) == 2
+    assert "is an input folder" in capsys.readouterr().err
+
     assert main(["fuse", "--ir", str(tmp_path / "ir.png"), "--vis", str(tmp_path / "missing.png"),
                  "--out", str(tmp_path / "never.png"), "--checkpoint", str(tiny_checkpoint)]) == 2
     assert "missing.png" in capsys.readouterr().err and not (tmp_path / "never.png").exists()

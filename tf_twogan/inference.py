@@ -298,12 +298,19 @@ class Fuser:
             return AUTO_TILE
         return max(height, width)
 
-    def fuse_luma(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
-        """Fuse two gray images (uint8, or float on 0..255) of the same size; float32 (H, W) on 0..255."""
+    def fuse_luma(self, ir: np.ndarray, vis: np.ndarray, progress: bool = False) -> np.ndarray:
+        """Fuse two gray images (uint8, or float on 0..255) of the same size; float32 (H, W) on 0..255.
+
+        ``progress`` shows a bar over the tiles when there is more than one.
+        """
+        from tqdm.auto import tqdm
+
         height, width = ir.shape
         tile = self.tile_for(height, width)
         fused = np.empty((height, width), np.float32)
-        for plan in plan_tiles(height, width, tile, self.first_margin, self.second_margin):
+        count = -(-height // tile) * -(-width // tile)
+        plans = plan_tiles(height, width, tile, self.first_margin, self.second_margin)
+        for plan in tqdm(plans, total=count, desc="tiles", unit="tile", disable=not progress or count == 1):
             rows, cols = np.ix_(plan.input_rows, plan.input_cols)
             block = np.stack([ir[rows, cols], vis[rows, cols]], axis=-1)[None].astype(np.float32)
             block = (block - np.float32(127.5)) / np.float32(127.5)
@@ -320,7 +327,7 @@ class Fuser:
                              f"both sides must be at least {self.min_size} pixels")
 
     def fuse_arrays(self, ir: np.ndarray, vis: np.ndarray, *, ir_label: str = "ir", vis_label: str = "vis",
-                    as_float: bool = False) -> np.ndarray:
+                    as_float: bool = False, progress: bool = False) -> np.ndarray:
         """Fuse one pair of arrays (gray, gray-as-RGB or RGB(A); uint8, uint16 or float 0..255).
 
         Returns uint8 (H, W), or (H, W, 3) when ``vis`` is in colour (its chroma is put
@@ -328,17 +335,25 @@ class Fuser:
         """
         ir_image, vis_image = split_luma(ir, ir_label), split_luma(vis, vis_label)
         self._check_pair(ir_image, vis_image, ir_label, vis_label)
-        luma = self.fuse_luma(ir_image.luma, vis_image.luma)
+        luma = self.fuse_luma(ir_image.luma, vis_image.luma, progress=progress)
         return luma if as_float else merge_luma(luma, vis_image)
 
-    def fuse_files(self, ir_path: str | os.PathLike, vis_path: str | os.PathLike, out_path: str | os.PathLike) -> Path:
-        """Read, fuse and write one pair atomically; the format follows ``out_path``'s suffix."""
+    def fuse_files(self, ir_path: str | os.PathLike, vis_path: str | os.PathLike, out_path: str | os.PathLike,
+                   progress: bool = False) -> Path:
+        """Read, fuse and write one pair atomically; the format follows ``out_path``'s suffix.
+
+        Refuses to overwrite either input.  ``progress`` shows a bar over tiles.
+        """
         out_path = Path(out_path)
         if out_path.suffix.lower() not in IMAGE_SUFFIXES:
             raise ImageError(f"{out_path}: output suffix must be one of {', '.join(IMAGE_SUFFIXES)}")
         if out_path.is_dir():
             raise ImageError(f"{out_path}: is a folder, expected an output image file")
-        fused = self.fuse_arrays(read_image(ir_path), read_image(vis_path), ir_label=str(ir_path), vis_label=str(vis_path))
+        for source in (ir_path, vis_path):
+            if out_path.exists() and out_path.resolve() == Path(source).resolve():
+                raise ImageError(f"{out_path}: is an input image; choose another output path")
+        fused = self.fuse_arrays(read_image(ir_path), read_image(vis_path), ir_label=str(ir_path),
+                                 vis_label=str(vis_path), progress=progress)
         return write_image(out_path, fused)
 
     def fuse_folders(self, ir_dir: str | os.PathLike, vis_dir: str | os.PathLike, out_dir: str | os.PathLike,
@@ -360,6 +375,9 @@ class Fuser:
             raise ImageError(f"{ir_dir} and {vis_dir}: no image names in common")
         if suffix.lower() not in IMAGE_SUFFIXES:
             raise ImageError(f"output suffix must be one of {', '.join(IMAGE_SUFFIXES)}, got {suffix!r}")
+        for source in (ir_dir, vis_dir):
+            if Path(out_dir).resolve() == Path(source).resolve():
+                raise ImageError(f"{out_dir}: is an input folder; choose another output folder")
         from tqdm.auto import tqdm
 
         written = []
@@ -381,4 +399,4 @@ def fuse(ir: str | os.PathLike, vis: str | os.PathLike, out: str | os.PathLike, 
         out = Path(out) / f"{ir.stem}.png"
     if ir.is_dir():
         return fuser.fuse_folders(ir, vis, out, skip_unmatched=skip_unmatched, progress=progress)
-    return [fuser.fuse_files(ir, vis, out)]
+    return [fuser.fuse_files(ir, vis, out, progress=progress)]
