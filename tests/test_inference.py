@@ -92,12 +92,15 @@ def test_tiling_with_swapped_second_layer_follows_the_config(tmp_path):
 
 
 def test_large_images_are_tiled_automatically(tiny_checkpoint, monkeypatch):
-    monkeypatch.setattr(inference, "AUTO_TILE_PIXELS", 40 * 40)
-    monkeypatch.setattr(inference, "AUTO_TILE", 24)
+    assert inference.auto_tile_side(256) == 1024 and inference.auto_tile_side(32) == 2880
+    assert 4 * 256 * 1024**2 <= inference.ACTIVATION_BUDGET  # a paper-width tile's widest activation fits
+    monkeypatch.setattr(inference, "ACTIVATION_BUDGET", 4 * 8 * 32 * 32)  # widest tiny layer: 8 channels
     auto = Fuser(tiny_checkpoint)
-    assert auto.tile_for(40, 40) == 40 and auto.tile_for(41, 40) == 24
+    assert auto.auto_tile == 32
+    assert auto.tile_for(32, 32) == 32 and auto.tile_for(30, 34) == 34 and auto.tile_for(33, 32) == 32
     assert Fuser(tiny_checkpoint, tile=0).tile_for(4000, 4000) == 4000
     ir, vis = random_pair(57, 61, seed=5)
+    assert auto.tile_for(57, 61) == 32
     whole = Fuser(tiny_checkpoint, tile=0).fuse_arrays(ir, vis, as_float=True)
     assert np.abs(auto.fuse_arrays(ir, vis, as_float=True) - whole).max() <= 1e-4
 

@@ -32,11 +32,12 @@ import numpy as np
 from .images import IMAGE_SUFFIXES, ImageError, is_gray_as_rgb, list_images, natural_key, read_image, write_image
 
 PRECISIONS = ("float32", "bfloat16")
-# Images with more pixels than this are tiled automatically (tile AUTO_TILE) when no
-# tile is given.  A 1024-px tile (+16 px halo) keeps the largest activation of the
-# paper-width generator (256 channels) near 1.1 GB and of the lite one near 140 MB.
-AUTO_TILE_PIXELS = 2048 * 2048
-AUTO_TILE = 1024
+# Without an explicit tile, an image is tiled when its widest float32 activation
+# (pixels x widest layer x 4 bytes) would exceed this budget, with square tiles of
+# the largest side (a multiple of 32) that fits it: above 1024 x 1024 pixels with
+# tile 1024 for the paper widths (256 channels), above 2880 x 2880 with tile 2880 for
+# lite (32 channels).
+ACTIVATION_BUDGET = 2**30
 MIN_TILE = 8
 
 # Full-range BT.601 (JPEG) YCbCr; the luma weights are images.BT601_LUMA.
@@ -163,6 +164,12 @@ def plan_tiles(height: int, width: int, tile: int, first_margin: int, second_mar
             yield TilePlan(slice(top, bottom), slice(left, right), input_rows, input_cols, second_rows, second_cols)
 
 
+def auto_tile_side(widest_layer: int) -> int:
+    """Largest tile side (a multiple of 32) whose float32 activation of ``widest_layer``
+    channels fits :data:`ACTIVATION_BUDGET`: 1024 for 256 channels, 2880 for 32."""
+    return max(32, int(np.sqrt(ACTIVATION_BUDGET / (4 * widest_layer))) // 32 * 32)
+
+
 # ----------------------------------------------------------------------------- checkpoint
 
 def load_chain(checkpoint: str | os.PathLike | None = None):
@@ -243,7 +250,8 @@ class Fuser:
             ``config.json`` that trained them); default: the shipped checkpoint.
         precision: ``"float32"`` or ``"bfloat16"`` (conv stacks in bfloat16).
         tile: output tile side in pixels; ``None`` tiles automatically with
-            :data:`AUTO_TILE` above :data:`AUTO_TILE_PIXELS` pixels; ``0`` never tiles.
+            with :attr:`auto_tile` when an image has more than ``auto_tile**2``
+            pixels (1024 for the paper widths, 2880 for lite); ``0`` never tiles.
         jit_compile: compile the per-tile chain with XLA; ``None`` picks what measured
             faster on CPU (benchmarks/bench_inference.py): off for float32 (oneDNN's
             fused convs beat XLA's by about 1.3x), on for bfloat16 (about 3x faster than
@@ -291,12 +299,17 @@ class Fuser:
         fused = tf.tanh(g3(second))
         return fused[0, ..., 0] * 127.5 + 127.5
 
+    @property
+    def auto_tile(self) -> int:
+        """Tile side used automatically (see :func:`auto_tile_side`)."""
+        return auto_tile_side(max(max(g.settings.widths) for g in self.generators))
+
     def tile_for(self, height: int, width: int) -> int:
         """The tile side used for an image of this size (the whole image if untiled)."""
         if self.tile:
             return self.tile
-        if self.tile is None and height * width > AUTO_TILE_PIXELS:
-            return AUTO_TILE
+        if self.tile is None and height * width > self.auto_tile**2:
+            return self.auto_tile
         return max(height, width)
 
     def fuse_luma(self, ir: np.ndarray, vis: np.ndarray, progress: bool = False) -> np.ndarray:
