@@ -6,6 +6,8 @@ maximum resident set size (goal: under 3 GB) and the wall time.
 
     python benchmarks/bench_tiling_memory.py                       # shipped checkpoint, --tile 1024
     python benchmarks/bench_tiling_memory.py --tile 0 --size 2000x1500   # whole image, for comparison
+    python benchmarks/bench_tiling_memory.py --tile auto                 # the default automatic tiling
+    python benchmarks/bench_tiling_memory.py --tile auto --random paper --size 2000x1500
     python benchmarks/bench_tiling_memory.py --checkpoint runs/lite_tno
 
 ``/usr/bin/time`` comes from the ``time`` package (``apt-get install time``).  Without
@@ -51,14 +53,14 @@ def make_pair(folder: Path, width: int, height: int) -> tuple[Path, Path]:
     return paths[0], paths[1]
 
 
-def random_checkpoint(folder: Path) -> Path:
-    """A checkpoint folder with random weights of the ``lite`` widths."""
+def random_checkpoint(folder: Path, name: str = "lite") -> Path:
+    """A checkpoint folder with random weights of the preset's widths."""
     import keras
 
     from tf_twogan.config import preset
     from tf_twogan.models import Generator
 
-    config = preset("lite")
+    config = preset(name)
     folder.mkdir(parents=True, exist_ok=True)
     for number in (1, 2, 3):
         generator = Generator.from_settings(config.generator, name=f"g{number}")
@@ -85,8 +87,9 @@ def time_command(command: list[str]) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="8000x6000", help="width x height (default 8000x6000)")
-    parser.add_argument("--tile", type=int, default=1024, help="tile side passed to twogan fuse (default 1024)")
+    parser.add_argument("--tile", default="1024", help="tile side passed to twogan fuse (default 1024; 'auto': no --tile)")
     parser.add_argument("--checkpoint", help="checkpoint folder (default: the shipped one, else random lite weights)")
+    parser.add_argument("--random", choices=("paper", "lite"), help="use random weights of this preset's widths")
     parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--json", help="also write the result to this JSON file")
     args = parser.parse_args(argv)
@@ -94,15 +97,17 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="twogan_tiling_"))
     try:
         checkpoint = args.checkpoint
-        if checkpoint is None:
+        if args.random:
+            checkpoint = str(random_checkpoint(work / "checkpoint", args.random))
+        elif checkpoint is None:
             from tf_twogan.checkpoints import checkpoint_dir
 
             shipped = checkpoint_dir()
             checkpoint = str(shipped if (shipped / "g3.keras").is_file() else random_checkpoint(work / "checkpoint"))
         ir, vis = make_pair(work, width, height)
         command = [sys.executable, "-m", "tf_twogan.cli", "fuse", "--ir", str(ir), "--vis", str(vis),
-                   "--out", str(work / "fused.png"), "--checkpoint", checkpoint, "--tile", str(args.tile),
-                   "--precision", args.precision, "--quiet"]
+                   "--out", str(work / "fused.png"), "--checkpoint", checkpoint,
+                   "--precision", args.precision, "--quiet"] + ([] if args.tile == "auto" else ["--tile", args.tile])
         load_before = os.getloadavg()[0]
         measured = time_command(command)
         import imageio.v3 as iio

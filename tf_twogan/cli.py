@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     fuse.add_argument("--out", required=True, help="output image file, or folder for folder inputs (<name>.png)")
     fuse.add_argument("--checkpoint", help="checkpoint or run folder with g1/g2/g3.keras (default: the shipped one)")
     fuse.add_argument("--tile", type=int, help="exact tiling with this tile side in pixels (default: automatic above "
-                      "1024x1024 pixels for the paper widths, 2880x2880 for lite; 0: never tile)")
+                      "512x512 pixels for the paper widths, 1440x1440 for lite; 0: never tile)")
     fuse.add_argument("--precision", choices=("float32", "bfloat16"), default="float32", help="compute precision")
     fuse.add_argument("--skip-unmatched", action="store_true", help="folder mode: fuse the pairs that match, ignore the rest")
     fuse.add_argument("--fusiongan-checkpoint", metavar="PREFIX",

@@ -34,10 +34,11 @@ from .images import IMAGE_SUFFIXES, ImageError, is_gray_as_rgb, list_images, nat
 PRECISIONS = ("float32", "bfloat16")
 # Without an explicit tile, an image is tiled when its widest float32 activation
 # (pixels x widest layer x 4 bytes) would exceed this budget, with square tiles of
-# the largest side (a multiple of 32) that fits it: above 1024 x 1024 pixels with
-# tile 1024 for the paper widths (256 channels), above 2880 x 2880 with tile 2880 for
-# lite (32 channels).
-ACTIVATION_BUDGET = 2**30
+# the largest side (a multiple of 32) that fits it: above 512 x 512 pixels with tile
+# 512 for the paper widths (256 channels), above 1440 x 1440 with tile 1440 for lite
+# (32 channels).  Peak memory is about 4-5 such activations plus TensorFlow (~0.8 GB)
+# and the images (measured: benchmarks/bench_tiling_memory.py, docs/INFERENCE.md).
+ACTIVATION_BUDGET = 2**28
 MIN_TILE = 8
 
 # Full-range BT.601 (JPEG) YCbCr; the luma weights are images.BT601_LUMA.
@@ -166,7 +167,7 @@ def plan_tiles(height: int, width: int, tile: int, first_margin: int, second_mar
 
 def auto_tile_side(widest_layer: int) -> int:
     """Largest tile side (a multiple of 32) whose float32 activation of ``widest_layer``
-    channels fits :data:`ACTIVATION_BUDGET`: 1024 for 256 channels, 2880 for 32."""
+    channels fits :data:`ACTIVATION_BUDGET`: 512 for 256 channels, 1440 for 32."""
     return max(32, int(np.sqrt(ACTIVATION_BUDGET / (4 * widest_layer))) // 32 * 32)
 
 
@@ -251,7 +252,7 @@ class Fuser:
         precision: ``"float32"`` or ``"bfloat16"`` (conv stacks in bfloat16).
         tile: output tile side in pixels; ``None`` tiles automatically with
             with :attr:`auto_tile` when an image has more than ``auto_tile**2``
-            pixels (1024 for the paper widths, 2880 for lite); ``0`` never tiles.
+            pixels (512 for the paper widths, 1440 for lite); ``0`` never tiles.
         jit_compile: compile the per-tile chain with XLA; ``None`` picks what measured
             faster on CPU (benchmarks/bench_inference.py): off for float32 (oneDNN's
             fused convs beat XLA's by about 1.3x), on for bfloat16 (about 3x faster than
