@@ -116,6 +116,18 @@ class AdversarialPair(keras.Model):
         generator_optimizer.build(self.generator.trainable_variables)
         discriminator_optimizer.build(self.discriminator.trainable_variables)
 
+    def _maybe_symbolic_build(self, iterator: Any = None, data_batch: Any = None) -> None:
+        """Skip Keras' symbolic build when everything is built already (always, after :meth:`compile`).
+
+        Under a strategy, Keras 3 would first all-reduce one input batch to build the
+        model symbolically; MultiWorkerMirroredStrategy cannot reduce a dict batch
+        (``ValueError: Attempt to convert a value ({'ir': PerReplica...``), and the
+        pair needs no symbolic build: its networks, optimizers and trackers exist.
+        """
+        if self.built and all(layer.built for layer in self._flatten_layers()) and self.optimizer is not None and self.optimizer.built:
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     @property
     def metrics(self) -> list[keras.metrics.Metric]:
         return list(self.trackers.values())
@@ -191,4 +203,9 @@ class AdversarialPair(keras.Model):
     def _track(self, values: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         for name, value in values.items():
             self.trackers[name].update_state(value)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        results = {name: tracker.result() for name, tracker in self.trackers.items()}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras 3 averages a multi-worker step's outputs with reduce("MEAN", axis=0),
+            # which needs a batch axis: one entry per replica, averaged to a scalar.
+            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+        return results
