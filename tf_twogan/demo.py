@@ -24,11 +24,12 @@ def sample_pairs() -> list[tuple[str, Path, Path]]:
 def metrics_table(scores: dict[str, dict[str, float]]) -> str:
     """A Markdown table: one row per image and a mean row, one column per metric."""
     names = list(next(iter(scores.values())))
+    cell = lambda value: f"{round(value, 4) + 0.0:.4f}"  # noqa: E731  (no "-0.0000")
     lines = ["| image | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for image in sorted(scores, key=natural_key):
-        lines.append(f"| {image} | " + " | ".join(f"{scores[image][n]:.4f}" for n in names) + " |")
+        lines.append(f"| {image} | " + " | ".join(cell(scores[image][n]) for n in names) + " |")
     means = {n: float(np.mean([row[n] for row in scores.values()])) for n in names}
-    lines.append("| **mean** | " + " | ".join(f"{means[n]:.4f}" for n in names) + " |")
+    lines.append("| **mean** | " + " | ".join(cell(means[n]) for n in names) + " |")
     return "\n".join(lines) + "\n"
 
 
