@@ -38,14 +38,19 @@ def rss_mib() -> float:
 
 
 def source_pairs() -> list[tuple[str, Path, Path]]:
-    """(name, ir, vis) of every TNO and RoadScene pair."""
-    from tf_twogan.images import pair_folders
+    """(name, ir, vis) of every TNO and RoadScene pair whose two images have the same size.
+
+    (A few RoadScene pairs are unregistered raw frames of different sizes, which
+    ``twogan fuse`` refuses; they are left out.)
+    """
+    from tf_twogan.images import pair_folders, read_image
 
     pairs = []
     for dataset in ("tno", "roadscene"):
         folder = DATA / dataset
         if (folder / "ir").is_dir():
-            pairs += [(f"{dataset}_{name}", ir, vis) for name, ir, vis in pair_folders(folder / "ir", folder / "vis")]
+            pairs += [(f"{dataset}_{name}", ir, vis) for name, ir, vis in pair_folders(folder / "ir", folder / "vis")
+                      if read_image(ir).shape[:2] == read_image(vis).shape[:2]]
     if not pairs:
         from tf_twogan import inference
 
