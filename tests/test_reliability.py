@@ -605,3 +605,40 @@ def test_kill_9_inside_an_atomic_write_then_rerun_finishes_cleanly(victim, mini_
     code, output = finish(twogan_process(argv))
     assert code == 0, output
     assert_finished_run(run)
+
+
+def test_a_crash_inside_the_backup_save_leaves_the_previous_epoch_restorable(mini_store, tmp_path, monkeypatch):
+    """Quick in-process variant of the kill tests: Keras' own BackupAndRestore rewrote its
+    weights file in place, so a crash mid-save left a file that no longer opened."""
+    import keras
+
+    from tf_twogan.gan import GAN1
+    from tf_twogan.training import backup_epoch, configure_runtime, open_run_folder, train_pair
+
+    config = preset("lite").replace(generator={"widths": (4, 4, 4, 4)}, discriminator={"widths": (4, 4, 8, 8)},
+                                    train={"batch_size": 2, "epochs": 3, "steps_per_epoch": 1, "seed": 2})
+    run = open_run_folder(tmp_path / "run", config)
+    real_save = keras.Model.save_weights
+    saves = []
+
+    def half_written_save(self, filepath, *args, **kwargs):
+        saves.append(filepath)
+        if len(saves) == 2:  # the backup of epoch 1: write half a file, then "die"
+            real_save(self, filepath, *args, **kwargs)
+            Path(filepath).write_bytes(Path(filepath).read_bytes()[:1000])
+            raise RuntimeError("simulated crash while saving the backup")
+        return real_save(self, filepath, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "save_weights", half_written_save)
+    configure_runtime(2)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_pair(run, mini_store, config, GAN1, verbose=0)
+    monkeypatch.setattr(keras.Model, "save_weights", real_save)
+    backup = run.backup(GAN1)
+    assert backup_epoch(backup) == 1
+    assert sorted(path.name for path in backup.glob("*.h5")) == ["epoch1.weights.h5"]  # the half file is a temporary
+    assert history_epochs(run.history(GAN1)) == [0, 1]  # row of epoch 1 written, its backup not: logged twice ...
+    configure_runtime(2)
+    train_pair(run, mini_store, config, GAN1, verbose=0)
+    assert history_epochs(run.history(GAN1)) == [0, 1, 2]  # ... and the repeat dropped on resume
+    assert not backup.exists() and run.finished(GAN1)
