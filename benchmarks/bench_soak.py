@@ -1,6 +1,6 @@
 """Soak: fuse many pairs in one process with one ``inference.Fuser``; does resident memory grow?
 
-Cycles over the real TNO and RoadScene pairs (mixed sizes; RoadScene's visible images
+Cycles over the real TNO, RoadScene and VIFB pairs (mixed sizes; VIFB's visible images
 are in colour), reading, fusing and writing each pair with :meth:`Fuser.fuse_files`
 exactly as ``twogan fuse`` does, and reads the resident set size (``VmRSS`` of
 ``/proc/self/status``) after every pair.  Goal: no growth between the first and the
@@ -38,7 +38,7 @@ def rss_mib() -> float:
 
 
 def source_pairs() -> list[tuple[str, Path, Path]]:
-    """(name, ir, vis) of every TNO and RoadScene pair whose two images have the same size.
+    """(name, ir, vis) of every TNO, RoadScene and VIFB pair whose two images have the same size.
 
     (A few RoadScene pairs are unregistered raw frames of different sizes, which
     ``twogan fuse`` refuses; they are left out.)
@@ -46,7 +46,7 @@ def source_pairs() -> list[tuple[str, Path, Path]]:
     from tf_twogan.images import pair_folders, read_image
 
     pairs = []
-    for dataset in ("tno", "roadscene"):
+    for dataset in ("tno", "roadscene", "vifb"):
         folder = DATA / dataset
         if (folder / "ir").is_dir():
             pairs += [(f"{dataset}_{name}", ir, vis) for name, ir, vis in pair_folders(folder / "ir", folder / "vis")
