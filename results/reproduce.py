@@ -125,8 +125,8 @@ def evaluate_into(pairs: Path, fused_root: Path, out: Path, stem: str) -> None:
             shutil.copyfile(out / name, RESULTS / f"{stem}.{suffix}")
 
 
-def write_table(rows: dict[str, dict[str, float]], columns: list[str], stem: Path) -> None:
-    """CSV (method + columns) and Markdown (best per column in bold) written atomically."""
+def write_table(rows: dict[str, dict[str, float]], columns: list[str], stem: Path, bold_best: bool = True) -> None:
+    """CSV (method + columns) and Markdown (largest per column in bold unless ``bold_best=False``), atomically."""
     temporary, target = atomic_path(stem.with_suffix(".csv"))
     with temporary.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -135,7 +135,9 @@ def write_table(rows: dict[str, dict[str, float]], columns: list[str], stem: Pat
             writer.writerow([method, *(f"{values[c]:.6g}" for c in columns)])
     os.replace(temporary, target)
     temporary, target = atomic_path(stem.with_suffix(".md"))
-    temporary.write_text(markdown_table(rows, columns))
+    plain = "\n".join(["| method | " + " | ".join(columns) + " |", "|---" + "|---:" * len(columns) + "|"]
+                      + [f"| {m} | " + " | ".join(f"{v[c]:.4f}" for c in columns) + " |" for m, v in rows.items()]) + "\n"
+    temporary.write_text(markdown_table(rows, columns) if bold_best else plain)
     os.replace(temporary, target)
 
 
@@ -191,7 +193,7 @@ def main() -> None:
         vifb_with_ours(args.work, args.checkpoint)
 
     methods = list(next(iter(runtimes.values())))
-    write_table({m: {d: runtimes[d][m] for d in runtimes} for m in methods}, list(runtimes), RESULTS / "runtime")
+    write_table({m: {d: runtimes[d][m] for d in runtimes} for m in methods}, list(runtimes), RESULTS / "runtime", bold_best=False)
     print((RESULTS / "tno_test_metrics.md").read_text())
     print((RESULTS / "runtime.md").read_text())
 
