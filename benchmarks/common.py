@@ -14,7 +14,7 @@ TNO = DATA / "tno"
 def load_note() -> str:
     """The 1-minute load average and core count: a number measured beside a background job says so."""
     one, _, _ = os.getloadavg()
-    return f"load average {one:.2f} on {os.cpu_count()} cores" + (" (NOT idle: other work was running)" if one > 0.5 else "")
+    return f"load average {one:.2f} on {os.cpu_count()} cores" + (" (NOT idle: other work was running)" if one > 1.0 else "")
 
 
 def best_of(function: Callable[[], object], repeats: int = 3) -> float:
