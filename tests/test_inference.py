@@ -60,8 +60,9 @@ def test_folded_batch_norm_stack_equals_the_keras_conv_stack(options):
                            else rng.normal(0, 0.5, w.shape).astype(np.float32) for w in generator.weights])
     x = tf.constant(rng.uniform(-1, 1, (2, 19, 23, 2)).astype(np.float32))
     expected = generator.conv_stack(x, training=False).numpy()
-    assert expected.shape == (2, 11, 15, 1) and expected.std() > 0.1
-    assert np.abs(inference.FoldedStack(generator)(x).numpy() - expected).max() <= 1e-5
+    # spectral norm divides each kernel by its largest singular value, so its outputs vary less
+    assert expected.shape == (2, 11, 15, 1) and expected.std() > 1e-4
+    assert np.abs(inference.FoldedStack(generator)(x).numpy() - expected).max() <= min(1e-5, 1e-2 * expected.std())
 
 
 @pytest.mark.parametrize("tile", [8, 13, 37, 64])

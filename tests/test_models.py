@@ -95,3 +95,33 @@ def test_generate_works_on_the_0_255_scale():
     expected = np.asarray(g(tf.constant(np.full((1, 12, 15, 2), (200 - 127.5) / 127.5, np.float32))))[0, ..., 0] * 127.5 + 127.5
     np.testing.assert_allclose(out, expected, rtol=1e-6)
     assert to_uint8(np.array([-3.0, 0.49, 0.5, 254.5, 300.0])).tolist() == [0, 0, 1, 255, 255]
+
+
+def test_weight_spectral_norm_follows_fusiongans_graph():
+    # FusionGAN utils.weights_spectral_norm: v = l2(u W^T), u' = l2(v W), sigma = v W u'^T, W / sigma;
+    # the raw kernel is the variable, and gradients flow through sigma.
+    from tf_twogan.models import WeightSpectralNorm
+
+    layer = WeightSpectralNorm(keras.layers.Conv2D(4, 3, padding="valid", kernel_initializer=keras.initializers.TruncatedNormal(stddev=1e-3)))
+    x = tf.random.stateless_normal((2, 9, 9, 3), seed=(1, 1))
+    layer.build(x.shape)
+    u0, raw = layer.u.numpy().copy(), tf.Variable(layer.layer.kernel.numpy())
+
+    def reference(kernel):
+        matrix = tf.reshape(kernel, (-1, 4))
+        l2 = lambda t: t / (tf.reduce_sum(t ** 2) ** 0.5 + 1e-12)  # noqa: E731
+        v = l2(tf.matmul(u0, tf.transpose(matrix)))
+        u = l2(tf.matmul(v, matrix))
+        return kernel / tf.matmul(tf.matmul(v, matrix), tf.transpose(u)), u
+
+    with tf.GradientTape() as tape:
+        ours = tf.reduce_sum(layer(x, training=True) ** 2)
+    ours_grad = tape.gradient(ours, layer.layer.kernel)
+    with tf.GradientTape() as tape:
+        normalized, u_next = reference(raw)
+        theirs = tf.reduce_sum((tf.nn.conv2d(x, normalized, 1, "VALID") + layer.layer.bias) ** 2)
+    theirs_grad = tape.gradient(theirs, raw)
+    np.testing.assert_allclose(float(ours), float(theirs), rtol=1e-5)
+    np.testing.assert_allclose(ours_grad, theirs_grad, rtol=1e-4, atol=1e-6 * float(tf.reduce_max(tf.abs(theirs_grad))))
+    np.testing.assert_allclose(layer.u.numpy(), u_next.numpy(), atol=1e-6)       # u updated in training calls
+    np.testing.assert_array_equal(layer.layer.kernel.numpy(), raw.numpy())        # the kernel stays raw

@@ -119,10 +119,12 @@ class TrainConfig:
     ``steps_per_epoch=None`` means one pass over the store.  ``swap_second_layer``
     feeds [I_VIR, I_IRV] to G3 with I_IRV as D3's real image (the paper's variant).
     ``precision`` is ``float32`` or ``mixed_bfloat16`` (bf16 compute, float32
-    variables and losses).
+    variables and losses).  ``adam_epsilon``: Keras' 1e-7 by default; FusionGAN's
+    TF1 ``AdamOptimizer`` used 1e-8.
     """
 
     learning_rate: float = 1e-4
+    adam_epsilon: float = 1e-7
     batch_size: int = 32
     epochs: int = 10
     steps_per_epoch: int | None = None
@@ -133,7 +135,8 @@ class TrainConfig:
     shuffle_window: int = 8
 
     def __post_init__(self) -> None:
-        _require(self.learning_rate > 0, f"train.learning_rate must be > 0, got {self.learning_rate}")
+        _require(0 < self.learning_rate < float("inf"), f"train.learning_rate must be > 0 and finite, got {self.learning_rate}")
+        _require(0 < self.adam_epsilon < 1, f"train.adam_epsilon must be in (0, 1), got {self.adam_epsilon}")
         for name in ("batch_size", "epochs", "discriminator_steps", "shuffle_window"):
             value = getattr(self, name)
             _require(isinstance(value, int) and value > 0, f"train.{name} must be a positive integer, got {value!r}")
@@ -272,10 +275,11 @@ def preset(name: str, method: str = "twogan") -> TwoGanConfig:
         base = TwoGanConfig(preset=name)
     elif method == "fusiongan":
         base = TwoGanConfig(preset=name, method="fusiongan", generator=FUSIONGAN_GENERATOR,
-                            discriminator=FUSIONGAN_DISCRIMINATOR, loss=FUSIONGAN_LOSS, data=FUSIONGAN_DATA)
+                            discriminator=FUSIONGAN_DISCRIMINATOR, loss=FUSIONGAN_LOSS, data=FUSIONGAN_DATA,
+                            train=TrainConfig(adam_epsilon=1e-8))
     else:
         raise ConfigError(f"unknown method {method!r} (choose {' or '.join(METHODS)})")
     if name == "lite":
         base = base.replace(generator={"widths": LITE_GENERATOR.widths}, discriminator={"widths": LITE_DISCRIMINATOR.widths},
-                            train=LITE_TRAIN)
+                            train=dataclasses.replace(LITE_TRAIN, adam_epsilon=base.train.adam_epsilon))
     return base

@@ -213,22 +213,21 @@ class FoldedStack:
 
     def __init__(self, generator, compute_dtype: str = "float32") -> None:
         import tensorflow as tf
-        from keras import layers
+        from .models import conv_weights
 
         self.compute_dtype = tf.as_dtype(compute_dtype)
         self.single_input = generator.settings.input_mode == "single"
         self.leaky_slope = generator.settings.leaky_slope
-        unwrap = lambda layer: layer.layer if isinstance(layer, layers.SpectralNormalization) else layer  # noqa: E731
         hidden = generator.hidden_layers
         self.hidden = []
-        for conv, norm in zip(map(unwrap, hidden[0::3]), hidden[1::3]):
-            kernel = conv.kernel.numpy().astype(np.float64)
-            bias = conv.bias.numpy().astype(np.float64) if conv.use_bias else 0.0
+        for conv, norm in zip(hidden[0::3], hidden[1::3]):
+            kernel, bias = conv_weights(conv)
+            kernel, bias = kernel.astype(np.float64), 0.0 if bias is None else bias.astype(np.float64)
             scale = norm.gamma.numpy() / np.sqrt(norm.moving_variance.numpy().astype(np.float64) + norm.epsilon)
             self.hidden.append((tf.constant(kernel * scale, self.compute_dtype),
                                 tf.constant((bias - norm.moving_mean.numpy()) * scale + norm.beta.numpy(), self.compute_dtype)))
-        output = unwrap(generator.output_conv)
-        self.output = (tf.constant(output.kernel.numpy(), tf.float32), tf.constant(output.bias.numpy(), tf.float32))
+        kernel, bias = conv_weights(generator.output_conv)
+        self.output = (tf.constant(kernel, tf.float32), tf.constant(bias, tf.float32))
 
     def __call__(self, images):
         """(N, H, W, 2) in -1..1 -> (N, H - 2m, W - 2m, 1) pre-tanh, float32."""

@@ -35,10 +35,59 @@ def _batch_norm(name: str) -> layers.Layer:
     return layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON, synchronized=synchronized, name=name)
 
 
+@keras.saving.register_keras_serializable(package="tf_twogan")
+class WeightSpectralNorm(layers.Wrapper):
+    """FusionGAN's ``weights_spectral_norm``: the raw kernel is trained, ``kernel / sigma`` is used.
+
+    sigma comes from one power iteration from the stored vector ``u`` (shape
+    (1, filters), updated in training calls), and gradients flow through sigma and
+    the iteration, as in the original TF1 graph (Ma et al. 2019, ``utils.py``).
+    ``keras.layers.SpectralNormalization`` differs: it overwrites the kernel with
+    ``kernel / sigma`` and treats sigma as a constant, which changes the optimisation
+    (Adam then moves a normalised kernel, not FusionGAN's raw one).  Wraps ``Conv2D``
+    (valid or same padding) or ``Dense``.
+    """
+
+    def build(self, input_shape: Any = None) -> None:
+        super().build(input_shape)
+        self.u = self.add_weight(shape=(1, self.layer.kernel.shape[-1]), name="u", trainable=False,
+                                 initializer=keras.initializers.TruncatedNormal(stddev=1.0))
+
+    def normalized_kernel(self, training: bool = False) -> tf.Tensor:
+        kernel = self.layer.kernel
+        matrix = tf.reshape(kernel, (-1, kernel.shape[-1]))
+        v = tf.math.l2_normalize(tf.matmul(self.u, matrix, transpose_b=True), axis=None, epsilon=1e-24)
+        u = tf.math.l2_normalize(tf.matmul(v, matrix), axis=None, epsilon=1e-24)
+        if training:
+            self.u.assign(tf.stop_gradient(u))
+        sigma = tf.matmul(tf.matmul(v, matrix), u, transpose_b=True)
+        return kernel / sigma
+
+    def call(self, inputs: tf.Tensor, training: bool = False) -> tf.Tensor:
+        kernel = tf.cast(self.normalized_kernel(training), inputs.dtype)
+        if isinstance(self.layer, layers.Dense):
+            outputs = tf.matmul(inputs, kernel)
+        else:
+            outputs = tf.nn.conv2d(inputs, kernel, strides=self.layer.strides, padding=self.layer.padding.upper())
+        if self.layer.use_bias:
+            outputs = tf.nn.bias_add(outputs, tf.cast(self.layer.bias, outputs.dtype))
+        return self.layer.activation(outputs)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return self.layer.compute_output_shape(input_shape)
+
+
+def conv_weights(layer: layers.Layer) -> tuple[np.ndarray, np.ndarray | None]:
+    """The kernel a conv layer applies (normalised under spectral norm) and its bias (or None)."""
+    conv = layer.layer if isinstance(layer, WeightSpectralNorm) else layer
+    kernel = layer.normalized_kernel() if isinstance(layer, WeightSpectralNorm) else conv.kernel
+    return np.asarray(kernel), (np.asarray(conv.bias) if conv.use_bias else None)
+
+
 def _conv(filters: int, kernel_size: int, strides: int, use_bias: bool, spectral_norm: bool, name: str, **kwargs: Any) -> layers.Layer:
     conv = layers.Conv2D(filters, kernel_size, strides=strides, padding="valid", use_bias=use_bias,
                          kernel_initializer=keras.initializers.TruncatedNormal(stddev=1e-3), name=name, **kwargs)
-    return layers.SpectralNormalization(conv, name=f"{name}_sn") if spectral_norm else conv
+    return WeightSpectralNorm(conv, name=f"{name}_sn") if spectral_norm else conv
 
 
 @keras.saving.register_keras_serializable(package="tf_twogan")
@@ -178,7 +227,7 @@ class Discriminator(keras.Model):
             self.hidden_layers.append(layers.LeakyReLU(negative_slope=leaky_slope, name=f"lrelu{index + 1}"))
         self.flatten = layers.Flatten(name="flatten")
         dense = layers.Dense(1, name="linear", dtype="float32")
-        self.linear = layers.SpectralNormalization(dense, name="linear_sn") if spectral_norm else dense
+        self.linear = WeightSpectralNorm(dense, name="linear_sn") if spectral_norm else dense
 
     @classmethod
     def from_settings(cls, settings: DiscriminatorConfig, input_size: int = 128, **kwargs: Any) -> "Discriminator":

@@ -81,7 +81,8 @@ def build_pair(config: TwoGanConfig, roles: PairRoles, patch_size: int | None = 
     seed = None if config.train.seed is None else config.train.seed + int(number or 0)
     pair = AdversarialPair(generator, discriminator, roles, weight, config.loss, config.train.discriminator_steps, seed=seed)
     pair.build()
-    pair.compile(keras.optimizers.Adam(config.train.learning_rate), keras.optimizers.Adam(config.train.learning_rate))
+    adam = lambda: keras.optimizers.Adam(config.train.learning_rate, epsilon=config.train.adam_epsilon)  # noqa: E731
+    pair.compile(adam(), adam())
     return pair
 
 
