@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_twogan.models import Discriminator, Generator, generate, to_uint8
+from tf_twogan.images import to_uint8
+from tf_twogan.models import Discriminator, Generator, generate
 
 
 def trainable_parameters(model: keras.Model) -> int:

@@ -222,7 +222,7 @@ def original_output(generator, ir: np.ndarray, vis: np.ndarray, mode: str = "com
 
 def to_bytes(image: np.ndarray, mode: str = "compat") -> np.ndarray:
     """Save-time byte conversion: min-max stretch (compat) or round half up and clip (corrected)."""
-    from .models import to_uint8
+    from .images import to_uint8
 
     _check_mode(mode)
     return scipy_bytescale(image) if mode == "compat" else to_uint8(image)

@@ -83,6 +83,11 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     return scaled[..., :3] @ BT601_LUMA
 
 
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Round a 0..255 float image half up and clip it to uint8."""
+    return np.clip(np.floor(image + 0.5), 0, 255).astype(np.uint8)
+
+
 def to_gray_uint8(image: np.ndarray) -> np.ndarray:
     """Gray uint8 image: :func:`to_gray`, rounded half up and clipped to 0..255.
 
@@ -90,7 +95,7 @@ def to_gray_uint8(image: np.ndarray) -> np.ndarray:
     """
     if image.dtype == np.uint8 and (image.ndim == 2 or is_gray_as_rgb(image)):
         return image if image.ndim == 2 else image[..., 0]
-    return np.clip(np.floor(to_gray(image) + 0.5), 0, 255).astype(np.uint8)
+    return to_uint8(to_gray(image))
 
 
 def read_gray_uint8(path: str | os.PathLike) -> np.ndarray:

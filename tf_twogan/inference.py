@@ -29,7 +29,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .images import IMAGE_SUFFIXES, ImageError, is_gray_as_rgb, list_images, natural_key, read_image, write_image
+from .images import IMAGE_SUFFIXES, ImageError, is_gray_as_rgb, list_images, natural_key, read_image, to_uint8, write_image
 
 PRECISIONS = ("float32", "bfloat16")
 # Without an explicit tile, an image is tiled when its widest float32 activation
@@ -111,11 +111,6 @@ def merge_luma(luma: np.ndarray, like: LumaImage) -> np.ndarray:
         return np.clip(luma, 0, 255, out=luma).astype(np.uint8)
     channels = (luma + _CR_TO_R * like.cr, luma + _CB_TO_G * like.cb + _CR_TO_G * like.cr, luma + _CB_TO_B * like.cb)
     return np.stack([to_uint8(channel) for channel in channels], axis=-1)
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """Round half up and clip to uint8 (same rule as :func:`tf_twogan.models.to_uint8`)."""
-    return np.clip(np.floor(image + 0.5), 0, 255).astype(np.uint8)
 
 
 # ----------------------------------------------------------------------------- tiling

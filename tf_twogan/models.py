@@ -258,8 +258,3 @@ def generate(generator: Generator, primary: np.ndarray, other: np.ndarray) -> np
     pair = np.stack([primary, other], axis=-1).astype(np.float32)[None]
     output = generator((pair - 127.5) / 127.5, training=False)
     return np.asarray(output, dtype=np.float32)[0, ..., 0] * 127.5 + 127.5
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """Round a 0..255 float image half up and clip it to uint8."""
-    return np.clip(np.floor(image + 0.5), 0, 255).astype(np.uint8)

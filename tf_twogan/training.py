@@ -44,8 +44,8 @@ import tensorflow as tf
 from .config import ConfigError, TwoGanConfig
 from .data import PatchStream
 from .gan import FUSIONGAN, GAN1, GAN2, GAN3, GAN3_SWAPPED, AdversarialPair, PairRoles
-from .images import atomic_path
-from .models import Discriminator, Generator, generate, to_uint8
+from .images import atomic_path, to_uint8
+from .models import Discriminator, Generator, generate
 from .store import PatchStore, derive_store
 
 SECOND_LAYER_STORE = "second_layer_store.h5"
