@@ -17,12 +17,13 @@ beside them, since other processes on the machine slow every number down.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from common import write_json  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -132,9 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{row['gflops']:8.1f} {100 * row['ceiling_share']:8.1f}% {row['speed_vs_float32']:6.2f} {quality:11.1f} "
                       f"{row['load_average']:5.2f}",
                       flush=True)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    write_json(args.json, results)
     return 0
 
 

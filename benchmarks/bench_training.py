@@ -33,12 +33,13 @@ Usage (prints a Markdown table and the load average at each measurement)::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from common import write_json  # noqa: E402
 
 import numpy as np
 
@@ -231,9 +232,7 @@ def main(argv=None) -> int:
         fraction = f"{100 * run['ceiling_fraction']:.0f}%" if "ceiling_fraction" in run else ""
         print(f"| {run['config']} | {run['precision']} | {'on' if run['xla'] else 'off'} | {run['seconds']:.2f} | "
               f"{run['patches_per_s']:.2f} | {run['flop'] / 1e12:.3f} | {run['gflops']:.1f} | {fraction} | {run['load'][5:]} |")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    write_json(args.json, results)
     return 0
 
 

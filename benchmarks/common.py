@@ -1,6 +1,7 @@
 """Shared benchmark plumbing: data paths, the machine's load, timing."""
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -25,3 +26,10 @@ def best_of(function: Callable[[], object], repeats: int = 3) -> float:
         function()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def write_json(path: str | os.PathLike | None, results: dict) -> None:
+    """Also write a benchmark's results as JSON when ``--json PATH`` was given."""
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(results, indent=2) + "\n")
