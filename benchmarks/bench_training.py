@@ -8,21 +8,29 @@ store made by ``twogan prepare``: 128x128 for ``paper``/``lite``, 132x132 for
 
 FLOPs are counted analytically from the layer shapes (convolutions and the linear
 unit only; BatchNorm, activations, the Laplacian, spectral-norm power iterations and
-the optimizer are not counted):
+the optimizer are not counted), as the work the step actually does:
 
     forward of a conv  = 2 * k * k * c_in * c_out * H_out * W_out   (per image)
-    backward           = 2 * forward  (gradients w.r.t. the input and the weights)
-    iteration          = G_fwd                                      (G once, reused by both D updates)
-                       + 2 * 3 * (D_fwd(real) + D_fwd(fused))       (two D updates)
-                       + 3 * (G_fwd + D_fwd(fused))                 (the G update)
+    G                  = G_fwd + G_fwd (weight gradients) + G_fwd - G_first (input
+                         gradients, not needed below the first layer)
+    two D updates      = 2 * 3 * (D_fwd(real) + D_fwd(fused))
+    D inside G's loss  = D_fwd + D_fwd (input gradients only)
 
-all times the batch.  The original FusionGAN loop recomputes G in each of its two
-D ``sess.run`` calls, so the same iteration counts 2 * G_fwd there instead of one
-(its 4.56 TFLOP per iteration); ``original_flops`` reports that figure too.
+all times the batch.  G runs forward once per batch (``AdversarialPair.train_step``).
+The original FusionGAN loop recomputes G in each of its two D ``sess.run`` calls and
+again in its G call; the issue's 4.56 TFLOP per iteration counts it as
+``2 * G_fwd + 2 * 3 * 2 * D_fwd + 3 * (G_fwd + D_fwd)``, and ``original_flop``
+reports that figure for the FusionGAN mode.
 
-The ceiling is measured in the same process: forward + backward of one 3x3 valid
-conv of the generator's second layer shape (256 -> 128 channels, batch 32,
-130x130 -> 128x128), counted with the same formula (3 * forward).
+Two ceilings are measured in the same process:
+
+* ``conv``: forward + backward of one 3x3 valid conv of the generator's second layer
+  shape (256 -> 128 channels, batch 32, 130x130 -> 128x128), counted with the same
+  formula (3 * forward): the speed of the best-shaped layer;
+* ``chain`` (per config): forward + backward of the generator's conv stack alone at
+  the config's shapes (no bias, BatchNorm, activation or discriminator), counted as
+  G above: the speed these convolutions can reach here, so ``% of chain`` is the
+  share of time the step spends on its own convolutions at that speed.
 
 Usage (prints a Markdown table and the load average at each measurement)::
 
@@ -80,16 +88,26 @@ def conv_flops(k: int, c_in: int, c_out: int, h_out: int, w_out: int) -> int:
     return 2 * k * k * c_in * c_out * h_out * w_out
 
 
-def generator_forward_flops(settings, size: int) -> tuple[int, int]:
-    """(FLOPs of one forward pass per image, output side) for a square ``size`` input."""
+def generator_layer_flops(settings, size: int) -> list[int]:
+    """FLOPs of each conv of one forward pass per image, for a square ``size`` input."""
     margin = sum((k - 1) // 2 for k in settings.kernel_sizes)
     side = size + (2 * margin if settings.pad_mode == "reflect" else 0)
     channels = [1 if settings.input_mode == "single" else 2, *settings.widths]
-    flops = 0
+    flops = []
     for k, c_in, c_out in zip(settings.kernel_sizes, channels, channels[1:]):
         side -= k - 1
-        flops += conv_flops(k, c_in, c_out, side, side)
-    return flops + conv_flops(1, channels[-1], 1, side, side), side
+        flops.append(conv_flops(k, c_in, c_out, side, side))
+    return flops + [conv_flops(1, channels[-1], 1, side, side)]
+
+
+def generator_output_side(settings, size: int) -> int:
+    return size if settings.pad_mode == "reflect" else size - sum(k - 1 for k in settings.kernel_sizes)
+
+
+def generator_train_flops(settings, size: int) -> int:
+    """Forward, weight gradients and input gradients (none below the first layer) per image."""
+    layers = generator_layer_flops(settings, size)
+    return 3 * sum(layers) - layers[0]
 
 
 def discriminator_forward_flops(settings, size: int) -> int:
@@ -100,13 +118,19 @@ def discriminator_forward_flops(settings, size: int) -> int:
     return flops + 2 * side * side * channels[-1]
 
 
-def iteration_flops(config, patch: int, batch: int = BATCH, generator_per_d_step: bool = False) -> int:
-    """Analytic FLOPs of one iteration (see the module docstring)."""
-    g, out = generator_forward_flops(config.generator, patch)
-    d = discriminator_forward_flops(config.discriminator, out)
+def iteration_flops(config, patch: int, batch: int = BATCH) -> int:
+    """Analytic FLOPs of one iteration of ``AdversarialPair.train_step`` (module docstring)."""
+    d = discriminator_forward_flops(config.discriminator, generator_output_side(config.generator, patch))
     steps = config.train.discriminator_steps
-    g_for_d = steps * g if generator_per_d_step else g
-    return batch * (g_for_d + steps * 3 * (d + d) + 3 * (g + d))
+    return batch * (generator_train_flops(config.generator, patch) + steps * 3 * 2 * d + 2 * d)
+
+
+def original_iteration_flops(config, patch: int, batch: int = BATCH) -> int:
+    """The issue's count for the original FusionGAN loop (G recomputed in every ``sess.run``)."""
+    g = sum(generator_layer_flops(config.generator, patch))
+    d = discriminator_forward_flops(config.discriminator, generator_output_side(config.generator, patch))
+    steps = config.train.discriminator_steps
+    return batch * (steps * g + steps * 3 * 2 * d + 3 * (g + d))
 
 
 def timed(function, iterations: int, warmup: int) -> list[float]:
@@ -150,6 +174,34 @@ def conv_ceiling(precision: str, iterations: int = 2, batch: int = BATCH) -> dic
     return {"precision": precision, "seconds": best, "gflops": flops / best / 1e9, "flop": flops, "load": load()}
 
 
+def chain_ceiling(config, precision: str, iterations: int = 2, batch: int = BATCH) -> dict:
+    """GFLOP/s of forward + backward of the generator's bare conv stack (valid convs, no bias)."""
+    import tensorflow as tf
+
+    dtype = tf.bfloat16 if precision == "mixed_bfloat16" else tf.float32
+    settings, patch = config.generator, config.data.patch_size
+    rng = np.random.default_rng(0)
+    side = patch + (2 * sum((k - 1) // 2 for k in settings.kernel_sizes) if settings.pad_mode == "reflect" else 0)
+    channels = [1 if settings.input_mode == "single" else 2, *settings.widths, 1]
+    kernels = [*settings.kernel_sizes, 1]
+    x = tf.constant(rng.standard_normal((batch, side, side, channels[0]), dtype=np.float32), dtype=dtype)
+    weights = [tf.Variable(tf.constant(rng.standard_normal((k, k, c_in, c_out), dtype=np.float32) * 0.05, dtype=dtype))
+               for k, c_in, c_out in zip(kernels, channels, channels[1:])]
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            y = x
+            for w in weights:
+                y = tf.nn.conv2d(y, w, strides=1, padding="VALID")
+            loss = tf.reduce_sum(tf.cast(y, tf.float32))
+        return tape.gradient(loss, weights)
+
+    flops = batch * generator_train_flops(settings, patch)
+    best = min(timed(step, iterations, warmup=1))
+    return {"seconds": best, "gflops": flops / best / 1e9}
+
+
 def bench_config(name: str, precision: str, xla: bool, iterations: int, warmup: int) -> dict:
     import keras
     import tensorflow as tf
@@ -176,11 +228,12 @@ def bench_config(name: str, precision: str, xla: bool, iterations: int, warmup: 
     finally:
         keras.mixed_precision.set_global_policy("float32")
     flops = iteration_flops(config, config.data.patch_size)
+    chain = chain_ceiling(config, precision)
     best, median = min(times), float(np.median(times))
     return {"config": name, "precision": precision, "xla": xla, "first_call_s": first, "seconds": best, "median_s": median,
             "times": times, "patches_per_s": BATCH / best, "flop": flops, "gflops": flops / best / 1e9,
-            "original_flop": iteration_flops(config, config.data.patch_size, generator_per_d_step=True) if name == "fusiongan" else None,
-            "load": load()}
+            "original_flop": original_iteration_flops(config, config.data.patch_size) if name == "fusiongan" else None,
+            "chain_gflops": chain["gflops"], "chain_fraction": flops / best / 1e9 / chain["gflops"], "load": load()}
 
 
 def main(argv=None) -> int:
@@ -220,18 +273,20 @@ def main(argv=None) -> int:
                     run["ceiling_fraction"] = run["gflops"] / ceilings[precision]
                 results["runs"].append(run)
                 fraction = f", {100 * run['ceiling_fraction']:.0f}% of ceiling" if "ceiling_fraction" in run else ""
+                fraction += f", {100 * run['chain_fraction']:.0f}% of its conv chain ({run['chain_gflops']:.1f} GFLOP/s)"
                 print(f"{name} {precision} xla={xla}: {run['seconds']:.2f} s/iter (median {run['median_s']:.2f}, first call "
                       f"{run['first_call_s']:.1f} s), {run['patches_per_s']:.2f} patches/s, {run['flop'] / 1e12:.3f} TFLOP/iter, "
                       f"{run['gflops']:.1f} GFLOP/s{fraction} [{run['load']}]", flush=True)
-    print("\n| config | precision | XLA | s/iter | patches/s | TFLOP/iter | GFLOP/s | % of ceiling | load (1/5/15 min) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n| config | precision | XLA | s/iter | patches/s | TFLOP/iter | GFLOP/s | % of conv ceiling | conv chain GFLOP/s | % of chain | load (1/5/15 min) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for run in results["runs"]:
         if "error" in run:
-            print(f"| {run['config']} | {run['precision']} | {'on' if run['xla'] else 'off'} | failed | | | | | {run['load'][5:]} |")
+            print(f"| {run['config']} | {run['precision']} | {'on' if run['xla'] else 'off'} | failed | | | | | | | {run['load'][5:]} |")
             continue
         fraction = f"{100 * run['ceiling_fraction']:.0f}%" if "ceiling_fraction" in run else ""
         print(f"| {run['config']} | {run['precision']} | {'on' if run['xla'] else 'off'} | {run['seconds']:.2f} | "
-              f"{run['patches_per_s']:.2f} | {run['flop'] / 1e12:.3f} | {run['gflops']:.1f} | {fraction} | {run['load'][5:]} |")
+              f"{run['patches_per_s']:.2f} | {run['flop'] / 1e12:.3f} | {run['gflops']:.1f} | {fraction} | {run['chain_gflops']:.1f} | "
+              f"{100 * run['chain_fraction']:.0f}% | {run['load'][5:]} |")
     write_json(args.json, results)
     return 0
 

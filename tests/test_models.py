@@ -126,3 +126,26 @@ def test_weight_spectral_norm_follows_fusiongans_graph():
     np.testing.assert_allclose(ours_grad, theirs_grad, rtol=1e-4, atol=1e-6 * float(tf.reduce_max(tf.abs(theirs_grad))))
     np.testing.assert_allclose(layer.u.numpy(), u_next.numpy(), atol=1e-6)       # u updated in training calls
     np.testing.assert_array_equal(layer.layer.kernel.numpy(), raw.numpy())        # the kernel stays raw
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_fused_batch_norm_equals_keras_batch_norm(training):
+    # Outputs, input/scale/offset gradients and moving statistics of Keras' own layer.
+    from tf_twogan.models import FusedBatchNormalization
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.standard_normal((4, 9, 7, 5), dtype=np.float32) * 3 + 1)
+    upstream = tf.constant(rng.standard_normal(x.shape, dtype=np.float32))
+    gamma = rng.standard_normal(5).astype(np.float32)
+    results = []
+    for layer in (keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5), FusedBatchNormalization(momentum=0.9, epsilon=1e-5)):
+        layer.build(x.shape)
+        layer.gamma.assign(gamma)
+        layer.moving_variance.assign(np.full(5, 2.0, np.float32))
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x, training=training) * upstream)
+        results.append([layer(x, training=False), *tape.gradient(loss, [x, layer.gamma, layer.beta]),
+                        layer.moving_mean, layer.moving_variance])
+    for keras_value, fused_value in zip(*results):
+        np.testing.assert_allclose(np.asarray(fused_value), np.asarray(keras_value), rtol=1e-5, atol=2e-5)

@@ -108,3 +108,43 @@ def test_finished_run_is_not_trained_again(mini_store, tmp_path):
     train(mini_store, tmp_path / "run", config, verbose=0)
     assert run.network(GAN1, "g").stat().st_mtime_ns == stamp
     assert isinstance(run, RunFolder)
+
+
+def test_train_step_equals_the_two_forward_pass_loop(mini_store):
+    # train_step runs G forward once per batch; the textbook loop (G forward for the D
+    # updates, then again for the G update) must give the same trainable weights.
+    # Only G's BatchNorm moving statistics differ: that loop updates them twice.
+    import tensorflow as tf
+
+    from tf_twogan.data import PatchStream
+    from tf_twogan.gan import to_unit_range
+
+    configure_runtime(1)
+    batch = next(iter(PatchStream(mini_store, GAN1.kinds, TINY.train.batch_size, seed=0).dataset()))
+    ours, textbook = build_pair(TINY, GAN1), build_pair(TINY, GAN1)
+    textbook.generator.set_weights(ours.generator.get_weights())
+    textbook.discriminator.set_weights(ours.discriminator.get_weights())
+    ours.train_step(batch)
+
+    inputs = tf.concat([to_unit_range(batch["ir"]), to_unit_range(batch["vis"])], axis=-1)
+    intensity, gradient, real = to_unit_range(batch["ir"]), to_unit_range(batch["vis"]), to_unit_range(batch["vis"])
+    fused = tf.stop_gradient(textbook.generator(inputs, training=True))
+    for _ in range(2):
+        with tf.GradientTape() as tape:
+            d_loss = textbook._discriminator_losses(textbook.discriminator(real, training=True),
+                                                    textbook.discriminator(fused, training=True))["d_loss"]
+        d_vars = textbook.discriminator.trainable_variables
+        textbook.discriminator_optimizer.apply_gradients(zip(tape.gradient(d_loss, d_vars), d_vars))
+    with tf.GradientTape() as tape:
+        fused = textbook.generator(inputs, training=True)
+        g_loss = textbook._generator_losses(fused, textbook.discriminator(fused, training=True), intensity, gradient)["g_loss"]
+    g_vars = textbook.generator.trainable_variables
+    textbook.generator_optimizer.apply_gradients(zip(tape.gradient(g_loss, g_vars), g_vars))
+
+    for network in ("generator", "discriminator"):
+        for a, b in zip(getattr(ours, network).trainable_weights, getattr(textbook, network).trainable_weights):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=f"{network} {a.path}")
+    for a, b in zip(ours.discriminator.non_trainable_weights, textbook.discriminator.non_trainable_weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path)
+    moving = [w for w in ours.generator.non_trainable_weights if "moving_mean" in w.path]
+    assert moving and any(np.abs(w.numpy()).max() > 0 for w in moving)

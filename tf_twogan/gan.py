@@ -66,8 +66,9 @@ class AdversarialPair(keras.Model):
     """A generator and its discriminator trained by least squares against soft labels.
 
     Per batch: ``discriminator_steps`` updates of D (two in the paper and
-    FusionGAN), then one update of G.  G is evaluated once for the D updates (it
-    does not change between them).
+    FusionGAN), then one update of G.  G runs forward once per batch: it does not
+    change during the D updates, so that one pass feeds them and G's own update
+    (its BatchNorm moving statistics are updated once per batch).
 
     Args:
         generator: a :class:`~tf_twogan.models.Generator`.
@@ -178,20 +179,26 @@ class AdversarialPair(keras.Model):
 
     def train_step(self, data: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         inputs, intensity, gradient, real = self._unpack(data)
-        fused = tf.stop_gradient(self.generator(inputs, training=True))
-        for _ in range(self.discriminator_steps):
-            with tf.GradientTape() as tape:
-                d_terms = self._discriminator_losses(self.discriminator(real, training=True), self.discriminator(fused, training=True))
-                d_loss = self._replica_share(d_terms["d_loss"])
-            d_vars = self.discriminator.trainable_variables
-            self.discriminator_optimizer.apply_gradients(zip(tape.gradient(d_loss, d_vars), d_vars))
-        with tf.GradientTape() as tape:
+        with tf.GradientTape() as generator_tape:
+            # G does not change during the D updates, so its one forward pass serves
+            # them (as a constant) and, with the updated D, its own update.
             fused = self.generator(inputs, training=True)
+            with generator_tape.stop_recording():
+                for _ in range(self.discriminator_steps):
+                    d_terms = self._discriminator_update(real, tf.stop_gradient(fused))
             g_terms = self._generator_losses(fused, self.discriminator(fused, training=True), intensity, gradient)
             g_loss = self._replica_share(g_terms["g_loss"])
         g_vars = self.generator.trainable_variables
-        self.generator_optimizer.apply_gradients(zip(tape.gradient(g_loss, g_vars), g_vars))
+        self.generator_optimizer.apply_gradients(zip(generator_tape.gradient(g_loss, g_vars), g_vars))
         return self._track({**d_terms, **g_terms})
+
+    def _discriminator_update(self, real: tf.Tensor, fused: tf.Tensor) -> dict[str, tf.Tensor]:
+        with tf.GradientTape() as tape:
+            d_terms = self._discriminator_losses(self.discriminator(real, training=True), self.discriminator(fused, training=True))
+            d_loss = self._replica_share(d_terms["d_loss"])
+        d_vars = self.discriminator.trainable_variables
+        self.discriminator_optimizer.apply_gradients(zip(tape.gradient(d_loss, d_vars), d_vars))
+        return d_terms
 
     def test_step(self, data: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         inputs, intensity, gradient, real = self._unpack(data)

@@ -29,10 +29,34 @@ BATCH_NORM_MOMENTUM = 0.9
 BATCH_NORM_EPSILON = 1e-5
 
 
+@keras.saving.register_keras_serializable(package="tf_twogan")
+class FusedBatchNormalization(layers.BatchNormalization):
+    """``BatchNormalization`` whose training pass is TensorFlow's fused kernel.
+
+    Keras 3 normalises with separate moment, subtract, scale and shift ops; on CPU
+    ``FusedBatchNormV3`` (oneDNN) does it in one pass forward and one backward,
+    which makes a paper-preset training iteration 20 % faster (README, "Training
+    speed").  Outputs, gradients and moving statistics are Keras' own: the fused op
+    averages the unbiased batch variance, so it is rescaled by (n - 1) / n here.
+    Inference, synchronized BatchNorm and non-4D inputs use the Keras path.
+    """
+
+    def call(self, inputs: tf.Tensor, training: bool | None = None, mask: tf.Tensor | None = None) -> tf.Tensor:
+        if not (training and self.trainable) or self.synchronized or mask is not None or inputs.shape.rank != 4 or self.axis not in (-1, 3):
+            return super().call(inputs, training=training, mask=mask)
+        outputs, mean, unbiased_variance = tf.compat.v1.nn.fused_batch_norm(
+            tf.cast(inputs, tf.float32), self.gamma, self.beta, epsilon=self.epsilon, is_training=True)
+        count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:3]), tf.float32)
+        variance = unbiased_variance * tf.maximum(count - 1.0, 0.0) / count
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        return tf.cast(outputs, self.compute_dtype)
+
+
 def _batch_norm(name: str) -> layers.Layer:
     """BatchNorm with FusionGAN's settings, synchronized over replicas when there are several."""
     synchronized = tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync > 1
-    return layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON, synchronized=synchronized, name=name)
+    return FusedBatchNormalization(momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON, synchronized=synchronized, name=name)
 
 
 @keras.saving.register_keras_serializable(package="tf_twogan")
