@@ -74,16 +74,15 @@ def registered_roadscene(out: Path) -> Path:
 
 
 def fuse_with_fusiongan(run: Path, pairs: Path, out: Path) -> float:
-    """Fuse every pair with a FusionGAN run trained by `twogan train --method fusiongan`; seconds per pair."""
-    from tf_twogan.fusiongan import original_output, to_bytes
-    from tf_twogan.training import load_network
+    """Fuse every pair with a run of `twogan train --method fusiongan` (as `twogan fuse --checkpoint RUN`); seconds per pair."""
+    from tf_twogan.fusiongan import fuse_original, load_trained_generator
 
-    generator = load_network(run / "g.keras")
+    generator = load_trained_generator(run)
     seconds = []
     for name, ir_path, vis_path in pair_folders(pairs / "ir", pairs / "vis"):
         ir, vis = read_gray_uint8(ir_path), read_gray_uint8(vis_path)
         start = time.perf_counter()
-        fused = to_bytes(original_output(generator, ir, vis, mode="corrected"), mode="corrected")
+        fused = fuse_original(ir, vis, generator, "corrected")
         seconds.append(time.perf_counter() - start)
         write_image(out / f"{name}.png", fused)
     return float(np.mean(seconds))

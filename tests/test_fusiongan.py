@@ -244,3 +244,18 @@ def test_a_short_real_fusiongan_training_through_the_cli(mini_split, tmp_path):
         moved = [np.abs(a.numpy() - b.numpy()).max() for a, b in zip(before.weights, after.weights) if a.path.endswith(("gamma", "beta"))]
         assert moved and max(moved) > 0, before.name
     keras.mixed_precision.set_global_policy("float32")
+    # twogan fuse --checkpoint RUN: edge pad 6, the trained network in inference mode, rounded bytes
+    ir, vis = read_gray_uint8(TNO / "ir" / "1.bmp")[:60, :70], read_gray_uint8(TNO / "vis" / "1.bmp")[:60, :70]
+    from tf_twogan.images import write_image
+
+    write_image(tmp_path / "ir.png", ir)
+    write_image(tmp_path / "vis.png", vis)
+    fused = tmp_path / "fused.png"
+    assert main(["fuse", "--checkpoint", str(out), "--ir", str(tmp_path / "ir.png"), "--vis", str(tmp_path / "vis.png"),
+                 "--out", str(fused)]) == 0
+    padded = np.stack([np.pad((image.astype(np.float32) - 127.5) / 127.5, 6, mode="edge") for image in (ir, vis)], axis=-1)
+    expected = np.asarray(g(padded[None], training=False))[0, ..., 0] * 127.5 + 127.5
+    np.testing.assert_array_equal(read_image(fused), np.clip(np.floor(expected + 0.5), 0, 255).astype(np.uint8))
+    assert main(["fuse", "--checkpoint", str(out), "--ir", str(tmp_path / "ir.png"), "--vis", str(tmp_path / "vis.png"),
+                 "--out", str(tmp_path / "tiled.png"), "--tile", "32"]) == 2
+    assert not (tmp_path / "tiled.png").exists()

@@ -86,6 +86,11 @@ def _fuse(args: argparse.Namespace) -> None:
     if args.fusiongan_checkpoint is not None:
         _fuse_fusiongan(args)
         return
+    from .fusiongan import is_trained_run
+
+    if args.checkpoint is not None and is_trained_run(args.checkpoint):
+        _fuse_trained_fusiongan(args)
+        return
     from .inference import fuse
 
     written = fuse(args.ir, args.vis, args.out, checkpoint=args.checkpoint, tile=args.tile, precision=args.precision,
@@ -102,6 +107,19 @@ def _fuse_fusiongan(args: argparse.Namespace) -> None:
     mode = "corrected" if args.fusiongan_corrected else "compat"
     written = fuse_original_paths(args.ir, args.vis, args.out, args.fusiongan_checkpoint, mode, progress=not args.quiet)
     print(written[0] if len(written) == 1 else f"{args.out}: {len(written)} fused images (FusionGAN {mode})")
+
+
+def _fuse_trained_fusiongan(args: argparse.Namespace) -> None:
+    """``twogan fuse --checkpoint RUN`` for a run of ``twogan train --method fusiongan`` (corrected mode)."""
+    from .fusiongan import fuse_original_paths, load_trained_generator
+
+    for flag, used in (("--tile", args.tile is not None), ("--precision bfloat16", args.precision != "float32"),
+                       ("--skip-unmatched", args.skip_unmatched)):
+        if used:
+            raise ConfigError(f"{flag} is not supported for a FusionGAN run ({args.checkpoint})")
+    generator = load_trained_generator(args.checkpoint)
+    written = fuse_original_paths(args.ir, args.vis, args.out, generator, "corrected", progress=not args.quiet)
+    print(written[0] if len(written) == 1 else f"{args.out}: {len(written)} fused images (FusionGAN run)")
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -172,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     fuse.add_argument("--ir", required=True, help="infrared image file or folder")
     fuse.add_argument("--vis", required=True, help="visible image file or folder (RGB keeps its colour)")
     fuse.add_argument("--out", required=True, help="output image file, or folder for folder inputs (<name>.png)")
-    fuse.add_argument("--checkpoint", help="checkpoint or run folder with g1/g2/g3.keras (default: the shipped one)")
+    fuse.add_argument("--checkpoint", help="checkpoint or run folder with g1/g2/g3.keras, or a `twogan train --method fusiongan` run folder (default: the shipped one)")
     fuse.add_argument("--tile", type=int, help="exact tiling with this tile side in pixels (default: automatic above "
                       "512x512 pixels for the paper widths, 1440x1440 for lite; 0: never tile)")
     fuse.add_argument("--precision", choices=("float32", "bfloat16"), default="float32", help="compute precision")

@@ -25,6 +25,10 @@ modes:
 spectral norm (one power iteration from the stored ``u``, as the training graph
 does), the restored BatchNorm scale, offset and moving statistics in inference mode,
 and the output rounded to bytes without a stretch.
+
+A FusionGAN trained here (``twogan train --method fusiongan``: a run folder with
+``g.keras``) fuses the same way as a corrected original checkpoint, through
+:func:`load_trained_generator` (``twogan fuse --checkpoint RUN_DIR``).
 """
 from __future__ import annotations
 
@@ -183,6 +187,24 @@ def load_original_generator(path: str | os.PathLike, mode: str = "compat"):
     return generator
 
 
+def is_trained_run(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a run folder of ``twogan train --method fusiongan``."""
+    from .config import TwoGanConfig
+
+    folder = Path(path)
+    return (folder / "config.json").is_file() and TwoGanConfig.from_json(folder / "config.json").method == "fusiongan"
+
+
+def load_trained_generator(run_dir: str | os.PathLike):
+    """The generator ``g.keras`` of a ``twogan train --method fusiongan`` run, for ``corrected`` fusion."""
+    from .training import load_network
+
+    path = Path(run_dir) / "g.keras"
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir}: no g.keras (the FusionGAN run has not finished)")
+    return load_network(path)
+
+
 def scipy_bytescale(image: np.ndarray) -> np.ndarray:
     """``scipy.misc.imsave``'s conversion of a float image to bytes (``bytescale``).
 
@@ -260,7 +282,8 @@ def fuse_original_paths(ir: str | os.PathLike, vis: str | os.PathLike, out: str 
 
     Files: ``out`` is the output file.  Folders: ``out`` is a folder of ``<name>.png``,
     like the original script's loop over ``Test_ir``/``Test_vi``.  The checkpoint is
-    loaded once; each image is written atomically as uint8.
+    loaded once (``checkpoint`` may also be a generator already loaded); each image
+    is written atomically as uint8.
     """
     from tqdm.auto import tqdm
 
@@ -268,7 +291,7 @@ def fuse_original_paths(ir: str | os.PathLike, vis: str | os.PathLike, out: str 
 
     if Path(ir).is_dir() != Path(vis).is_dir():
         raise ValueError(f"--ir and --vis must both be files or both be folders ({ir}, {vis})")
-    generator = load_original_generator(checkpoint, mode)
+    generator = checkpoint if hasattr(checkpoint, "conv_stack") else load_original_generator(checkpoint, mode)
     if Path(ir).is_dir():
         jobs = [(ir_path, vis_path, Path(out) / f"{name}.png") for name, ir_path, vis_path in pair_folders(ir, vis)]
     else:

@@ -1,0 +1,88 @@
+"""Ablations of the two-layer GAN at a small equal budget; writes results/ablations.{csv,md}.
+
+Every variant is the ``lite`` preset (seed 0) with 2 epochs of 100 batches per GAN
+(600 iterations of 2 D + 1 G updates in all), trained on the TNO training store,
+fused over the 10 TNO test pairs with ``twogan fuse`` and scored with
+``evaluate_folders``.  Variants (SPEC sections 2-3):
+
+  paired (baseline)      each generator takes [primary, other] (FusionGAN's convention)
+  single-input           the paper's literal reading: each generator sees its primary only
+  G3 swapped             G3 takes [I_VIR, I_IRV] with I_IRV as D3's real image
+  lambda 0.5 / lambda 8  first-layer content weight (paper: 2)
+  zeta 10 / zeta 1000    second-layer content weight (paper: 100)
+
+Runs live in ``--work`` (default runs/ablations); rerunning the command resumes or
+skips whatever is finished.
+
+Usage (from the repository root; about 45 minutes on 2 idle cores):
+  python results/ablations.py --store runs/tno_train.h5 [--epochs 2] [--steps-per-epoch 100]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from tf_twogan.cli import main as twogan
+from tf_twogan.config import TwoGanConfig, preset
+from tf_twogan.evaluate import evaluate_folders
+from tf_twogan.images import natural_key
+from tf_twogan.training import train
+
+from reproduce import DATA, METRICS, RESULTS, REPO, linked_subset, write_table
+
+VARIANTS: dict[str, dict] = {
+    "paired (baseline)": {},
+    "single-input": {"generator": {"input_mode": "single"}},
+    "G3 swapped": {"train": {"swap_second_layer": True}},
+    "lambda 0.5": {"loss": {"first_layer_content_weight": 0.5}},
+    "lambda 8": {"loss": {"first_layer_content_weight": 8.0}},
+    "zeta 10": {"loss": {"second_layer_content_weight": 10.0}},
+    "zeta 1000": {"loss": {"second_layer_content_weight": 1000.0}},
+}
+
+
+def variant_config(changes: dict, epochs: int, steps: int) -> TwoGanConfig:
+    return preset("lite").replace(train={"epochs": epochs, "steps_per_epoch": steps, "seed": 0}).replace(**changes)
+
+
+def folder_name(variant: str) -> str:
+    return variant.replace(" ", "_").replace("(", "").replace(")", "")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--store", type=Path, default=REPO / "runs" / "tno_train.h5", help="TNO training store (twogan prepare)")
+    parser.add_argument("--work", type=Path, default=REPO / "runs" / "ablations")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--steps-per-epoch", type=int, default=100)
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of the variants")
+    parser.add_argument("--out", type=Path, default=RESULTS / "ablations", help="table path without suffix")
+    args = parser.parse_args()
+    variants = args.variants.split(",")
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        parser.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
+
+    test_names = sorted(json.loads((DATA / "tno" / "split.json").read_text())["test"], key=natural_key)
+    tno = linked_subset(DATA / "tno", test_names, args.work / "tno_test")
+    fused_folders, minutes = [], {}
+    for variant in variants:
+        run_dir = args.work / folder_name(variant)
+        start = time.perf_counter()
+        train(args.store, run_dir, variant_config(VARIANTS[variant], args.epochs, args.steps_per_epoch), verbose=2)
+        minutes[variant] = (time.perf_counter() - start) / 60
+        fused = args.work / "fused" / variant
+        if not fused.is_dir():
+            assert twogan(["fuse", "--ir", str(tno / "ir"), "--vis", str(tno / "vis"), "--out", str(fused),
+                           "--checkpoint", str(run_dir), "--quiet"]) == 0
+        fused_folders.append(fused)
+        print(f"{variant}: trained and fused ({minutes[variant]:.1f} min this call)", flush=True)
+    result = evaluate_folders(tno / "ir", tno / "vis", fused_folders, args.work / "eval", progress=False)
+    write_table({variant: result.means[variant] for variant in variants}, METRICS, args.out)
+    print(args.out.with_suffix(".md").read_text())
+
+
+if __name__ == "__main__":
+    main()
