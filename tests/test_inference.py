@@ -295,8 +295,6 @@ def test_demo_fuses_the_samples_prints_eight_metrics_and_draws_a_figure(tiny_che
     assert (tmp_path / "demo" / "metrics.md").read_text().count("\n") == len(samples) + 3
 
 
-@pytest.mark.skipif(not (Path(inference.__file__).parent / "checkpoints" / "lite" / "g3.keras").is_file(),
-                    reason="the shipped checkpoint is not in this checkout yet")
 def test_default_checkpoint_is_the_shipped_one():
     ir, vis = sample_pair("tno_13")
     fused = Fuser().fuse_arrays(ir, vis)

@@ -131,14 +131,14 @@ def test_weight_spectral_norm_follows_fusiongans_graph():
 @pytest.mark.parametrize("training", [True, False])
 def test_fused_batch_norm_equals_keras_batch_norm(training):
     # Outputs, input/scale/offset gradients and moving statistics of Keras' own layer.
-    from tf_twogan.models import FusedBatchNormalization
+    from tf_twogan.models import BatchNormalization
 
     rng = np.random.default_rng(0)
     x = tf.constant(rng.standard_normal((4, 9, 7, 5), dtype=np.float32) * 3 + 1)
     upstream = tf.constant(rng.standard_normal(x.shape, dtype=np.float32))
     gamma = rng.standard_normal(5).astype(np.float32)
     results = []
-    for layer in (keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5), FusedBatchNormalization(momentum=0.9, epsilon=1e-5)):
+    for layer in (keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5), BatchNormalization(momentum=0.9, epsilon=1e-5)):
         layer.build(x.shape)
         layer.gamma.assign(gamma)
         layer.moving_variance.assign(np.full(5, 2.0, np.float32))

@@ -30,8 +30,12 @@ BATCH_NORM_EPSILON = 1e-5
 
 
 @keras.saving.register_keras_serializable(package="tf_twogan")
-class FusedBatchNormalization(layers.BatchNormalization):
-    """``BatchNormalization`` whose training pass is TensorFlow's fused kernel.
+class BatchNormalization(layers.BatchNormalization):
+    """Keras ``BatchNormalization`` whose training pass is TensorFlow's fused kernel.
+
+    The class keeps Keras' name on purpose: ``.keras`` files store a layer's weights
+    under its snake-cased class name, so networks saved with the plain layer (the
+    shipped checkpoint) load into this one and vice versa.
 
     Keras 3 normalises with separate moment, subtract, scale and shift ops; on CPU
     ``FusedBatchNormV3`` (oneDNN) does it in one pass forward and one backward,
@@ -56,7 +60,7 @@ class FusedBatchNormalization(layers.BatchNormalization):
 def _batch_norm(name: str) -> layers.Layer:
     """BatchNorm with FusionGAN's settings, synchronized over replicas when there are several."""
     synchronized = tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync > 1
-    return FusedBatchNormalization(momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON, synchronized=synchronized, name=name)
+    return BatchNormalization(momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON, synchronized=synchronized, name=name)
 
 
 @keras.saving.register_keras_serializable(package="tf_twogan")
