@@ -61,7 +61,8 @@ def _train(args: argparse.Namespace) -> None:
     from .training import train
 
     run = train(args.store, args.out, config, verbose=0 if args.quiet else "auto", strategy=args.strategy)
-    print(f"{run.root}: finished (g1/g2/g3 and d1/d2/d3 .keras, history_gan*.csv, logs/)")
+    networks = "g/d .keras, history_fusiongan.csv" if config.method == "fusiongan" else "g1/g2/g3 and d1/d2/d3 .keras, history_gan*.csv"
+    print(f"{run.root}: finished ({networks}, logs/)")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
