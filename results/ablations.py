@@ -8,13 +8,13 @@ fused over the 10 TNO test pairs with ``twogan fuse`` and scored with
   paired (baseline)      each generator takes [primary, other] (FusionGAN's convention)
   single-input           the paper's literal reading: each generator sees its primary only
   G3 swapped             G3 takes [I_VIR, I_IRV] with I_IRV as D3's real image
-  lambda 0.5 / lambda 8  first-layer content weight (paper: 2)
+  lambda 0.5 / 8 / 100   first-layer content weight (paper: 2; 100 is FusionGAN's)
   zeta 10 / zeta 1000    second-layer content weight (paper: 100)
 
 Runs live in ``--work`` (default runs/ablations); rerunning the command resumes or
 skips whatever is finished.
 
-Usage (from the repository root; about 45 minutes on 2 idle cores):
+Usage (from the repository root; about 5 minutes per variant on 2 idle cores):
   python results/ablations.py --store runs/tno_train.h5 [--epochs 2] [--steps-per-epoch 100]
 """
 from __future__ import annotations
@@ -38,6 +38,7 @@ VARIANTS: dict[str, dict] = {
     "G3 swapped": {"train": {"swap_second_layer": True}},
     "lambda 0.5": {"loss": {"first_layer_content_weight": 0.5}},
     "lambda 8": {"loss": {"first_layer_content_weight": 8.0}},
+    "lambda 100": {"loss": {"first_layer_content_weight": 100.0}},
     "zeta 10": {"loss": {"second_layer_content_weight": 10.0}},
     "zeta 1000": {"loss": {"second_layer_content_weight": 1000.0}},
 }

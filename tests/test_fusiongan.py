@@ -259,3 +259,17 @@ def test_a_short_real_fusiongan_training_through_the_cli(mini_split, tmp_path):
     assert main(["fuse", "--checkpoint", str(out), "--ir", str(tmp_path / "ir.png"), "--vis", str(tmp_path / "vis.png"),
                  "--out", str(tmp_path / "tiled.png"), "--tile", "32"]) == 2
     assert not (tmp_path / "tiled.png").exists()
+
+
+def test_the_shipped_fusiongan_baseline_fuses_through_the_cli(tmp_path):
+    from tf_twogan.checkpoints import checkpoint_dir
+    from tf_twogan.config import TwoGanConfig
+
+    shipped = checkpoint_dir("fusiongan_lite")
+    config = TwoGanConfig.from_json(shipped / "config.json")
+    assert (config.method, config.preset, config.train.epochs, config.train.steps_per_epoch) == ("fusiongan", "lite", 24, 100)
+    out = tmp_path / "fused.png"
+    assert main(["fuse", "--checkpoint", str(shipped), "--ir", str(TNO / "ir" / "1.bmp"), "--vis", str(TNO / "vis" / "1.bmp"),
+                 "--out", str(out), "--quiet"]) == 0
+    fused, ir = read_image(out), read_gray_uint8(TNO / "ir" / "1.bmp")
+    assert fused.shape == ir.shape and fused.dtype == np.uint8 and fused.std() > 10  # a trained network: not a flat image

@@ -1,7 +1,8 @@
 """Shipped checkpoints, installed as the package ``tf_twogan.checkpoints``.
 
-Each sub-folder (``lite/``) holds ``g1.keras``, ``g2.keras``, ``g3.keras`` and the
-``config.json`` that trained them; ``README.md`` is the model card.
+Each sub-folder holds the networks and the ``config.json`` that trained them: ``lite/``
+(the default) ``g1.keras``, ``g2.keras``, ``g3.keras``; ``fusiongan_lite/`` the FusionGAN
+baseline's ``g.keras``.  ``README.md`` is the model card.
 """
 from importlib.resources import files
 from pathlib import Path
