@@ -10,7 +10,9 @@ Writes, under results/:
 Usage (from the repository root):
   python results/reproduce.py [--checkpoint DIR] [--fusiongan-run DIR] [--work runs/results]
                               [--skip-roadscene] [--skip-vifb]
-The two-layer row is named "two-layer-gan (shipped)" when --checkpoint is the shipped one.
+The two-layer row is named "two-layer-gan (shipped)" when --checkpoint is the shipped one; the
+FusionGAN row comes from the shipped baseline (checkpoints/fusiongan_lite) unless --fusiongan-run
+names another run.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from tf_twogan.baselines import REFERENCE_FUSIONS, fuse_folder
+from tf_twogan.checkpoints import checkpoint_dir
 from tf_twogan.cli import main as twogan
 from tf_twogan.evaluate import evaluate_vifb_style, markdown_table
 from tf_twogan.figures import comparison_grid
@@ -162,7 +165,8 @@ def vifb_with_ours(work: Path, checkpoint: str | None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", help="two-layer checkpoint folder (default: the shipped one)")
-    parser.add_argument("--fusiongan-run", type=Path, help="run folder of `twogan train --method fusiongan`")
+    parser.add_argument("--fusiongan-run", type=Path, default=checkpoint_dir("fusiongan_lite"),
+                        help="run folder of `twogan train --method fusiongan` (default: the shipped baseline)")
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "results")
     parser.add_argument("--skip-roadscene", action="store_true")
     parser.add_argument("--skip-vifb", action="store_true")
