@@ -267,7 +267,7 @@ def preset(name: str, method: str = "twogan") -> TwoGanConfig:
     for ``method="fusiongan"``), a GPU job.  ``lite``: same architecture shape,
     losses, patching and optimiser, narrow networks (generator 32-32-16-16,
     discriminator 16-32-32-64) and a short schedule (8 epochs of 100 batches,
-    Adam 5e-4) that trains on a 2-core CPU in about an hour (see README, "Presets").
+    Adam 5e-4) that trains on 2 idle CPU cores in about 20 minutes (see README, "Presets").
     """
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r} (choose {' or '.join(PRESETS)})")
