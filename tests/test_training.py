@@ -148,3 +148,23 @@ def test_train_step_equals_the_two_forward_pass_loop(mini_store):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path)
     moving = [w for w in ours.generator.non_trainable_weights if "moving_mean" in w.path]
     assert moving and any(np.abs(w.numpy()).max() > 0 for w in moving)
+
+
+def test_train_config_file_replaces_the_preset_and_flags_still_override(tmp_path):
+    from tf_twogan.cli import build_parser, resolve_config
+
+    changed = preset("lite").replace(loss={"first_layer_content_weight": 100.0}, generator={"input_mode": "single"})
+    changed.to_json(tmp_path / "ablation.json")
+    args = build_parser().parse_args(["train", "--store", "s.h5", "--out", "run", "--config", str(tmp_path / "ablation.json"),
+                                      "--epochs", "3"])
+    assert resolve_config(args) == changed.replace(train={"epochs": 3})
+    args = build_parser().parse_args(["train", "--store", "s.h5", "--out", "run"])
+    assert resolve_config(args) == preset("paper")
+    args = build_parser().parse_args(["train", "--store", "s.h5", "--out", "run", "--config", str(tmp_path / "ablation.json"),
+                                      "--preset", "lite"])
+    with pytest.raises(ConfigError, match="--config"):
+        resolve_config(args)
+    (tmp_path / "bad.json").write_text('{"loss": {"lambda": 2}}')
+    args = build_parser().parse_args(["train", "--store", "s.h5", "--out", "run", "--config", str(tmp_path / "bad.json")])
+    with pytest.raises(ConfigError, match="bad.json.*lambda"):
+        resolve_config(args)

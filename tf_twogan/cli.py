@@ -44,16 +44,22 @@ def _prepare(args: argparse.Namespace) -> None:
 
 
 def resolve_config(args: argparse.Namespace):
-    """The preset with the command line's overrides applied (validated)."""
-    from .config import preset
+    """The preset (or ``--config`` file) with the command line's overrides applied (validated)."""
+    from .config import TwoGanConfig, preset
 
+    if args.config is not None:
+        if args.preset is not None or args.method is not None:
+            raise ConfigError("--config gives the whole configuration: leave out --preset and --method")
+        base = TwoGanConfig.from_json(args.config)
+    else:
+        base = preset(args.preset or "paper", args.method or "twogan")
     overrides = {key: value for key, value in (("epochs", args.epochs), ("steps_per_epoch", args.steps_per_epoch),
                                                 ("batch_size", args.batch_size), ("seed", args.seed),
                                                 ("learning_rate", args.learning_rate), ("precision", args.precision))
                  if value is not None}
     if args.swap_second_layer:
         overrides["swap_second_layer"] = True
-    return preset(args.preset, args.method).replace(train=overrides)
+    return base.replace(train=overrides)
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -157,8 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train the two-layer GAN (resumes an interrupted run)")
     train.add_argument("--store", required=True, help="patch store made by `twogan prepare`")
     train.add_argument("--out", required=True, help="run folder (rerun the same command to resume)")
-    train.add_argument("--method", choices=METHODS, default="twogan", help="twogan (the paper) or fusiongan (the baseline)")
-    train.add_argument("--preset", choices=PRESETS, default="paper", help="network widths and schedule (default paper)")
+    train.add_argument("--method", choices=METHODS, help="twogan (the paper, default) or fusiongan (the baseline)")
+    train.add_argument("--preset", choices=PRESETS, help="network widths and schedule (default paper)")
+    train.add_argument("--config", help="a config JSON (e.g. a run's config.json, edited) instead of --preset/--method; "
+                       "for ablations: every constant of the paper is a field")
     train.add_argument("--epochs", type=int, help="epochs per GAN")
     train.add_argument("--steps-per-epoch", type=int, help="batches per epoch (default: one pass over the store)")
     train.add_argument("--batch-size", type=int, help="patches per batch")
