@@ -46,7 +46,7 @@ class BatchNormalization(layers.BatchNormalization):
     """
 
     def call(self, inputs: tf.Tensor, training: bool | None = None, mask: tf.Tensor | None = None) -> tf.Tensor:
-        if not (training and self.trainable) or self.synchronized or mask is not None or inputs.shape.rank != 4 or self.axis not in (-1, 3):
+        if not (training and self.trainable) or self.synchronized or mask is not None or len(inputs.shape) != 4 or self.axis not in (-1, 3):
             return super().call(inputs, training=training, mask=mask)
         outputs, mean, unbiased_variance = tf.compat.v1.nn.fused_batch_norm(
             tf.cast(inputs, tf.float32), self.gamma, self.beta, epsilon=self.epsilon, is_training=True)
