@@ -88,20 +88,25 @@ def conv_flops(k: int, c_in: int, c_out: int, h_out: int, w_out: int) -> int:
     return 2 * k * k * c_in * c_out * h_out * w_out
 
 
-def generator_layer_flops(settings, size: int) -> list[int]:
-    """FLOPs of each conv of one forward pass per image, for a square ``size`` input."""
+def generator_convs(settings, size: int) -> tuple[int, list[tuple[int, int, int, int]]]:
+    """(input side, [(k, c_in, c_out, output side)] per conv incl. the 1x1) for a square ``size`` patch."""
     margin = sum((k - 1) // 2 for k in settings.kernel_sizes)
     side = size + (2 * margin if settings.pad_mode == "reflect" else 0)
-    channels = [1 if settings.input_mode == "single" else 2, *settings.widths]
-    flops = []
-    for k, c_in, c_out in zip(settings.kernel_sizes, channels, channels[1:]):
-        side -= k - 1
-        flops.append(conv_flops(k, c_in, c_out, side, side))
-    return flops + [conv_flops(1, channels[-1], 1, side, side)]
+    channels = [1 if settings.input_mode == "single" else 2, *settings.widths, 1]
+    convs, out = [], side
+    for k, c_in, c_out in zip([*settings.kernel_sizes, 1], channels, channels[1:]):
+        out -= k - 1
+        convs.append((k, c_in, c_out, out))
+    return side, convs
+
+
+def generator_layer_flops(settings, size: int) -> list[int]:
+    """FLOPs of each conv of one forward pass per image, for a square ``size`` patch."""
+    return [conv_flops(k, c_in, c_out, out, out) for k, c_in, c_out, out in generator_convs(settings, size)[1]]
 
 
 def generator_output_side(settings, size: int) -> int:
-    return size if settings.pad_mode == "reflect" else size - sum(k - 1 for k in settings.kernel_sizes)
+    return generator_convs(settings, size)[1][-1][3]
 
 
 def generator_train_flops(settings, size: int) -> int:
@@ -181,12 +186,10 @@ def chain_ceiling(config, precision: str, iterations: int = 2, batch: int = BATC
     dtype = tf.bfloat16 if precision == "mixed_bfloat16" else tf.float32
     settings, patch = config.generator, config.data.patch_size
     rng = np.random.default_rng(0)
-    side = patch + (2 * sum((k - 1) // 2 for k in settings.kernel_sizes) if settings.pad_mode == "reflect" else 0)
-    channels = [1 if settings.input_mode == "single" else 2, *settings.widths, 1]
-    kernels = [*settings.kernel_sizes, 1]
-    x = tf.constant(rng.standard_normal((batch, side, side, channels[0]), dtype=np.float32), dtype=dtype)
+    side, convs = generator_convs(settings, patch)
+    x = tf.constant(rng.standard_normal((batch, side, side, convs[0][1]), dtype=np.float32), dtype=dtype)
     weights = [tf.Variable(tf.constant(rng.standard_normal((k, k, c_in, c_out), dtype=np.float32) * 0.05, dtype=dtype))
-               for k, c_in, c_out in zip(kernels, channels, channels[1:])]
+               for k, c_in, c_out, _ in convs]
 
     @tf.function
     def step():

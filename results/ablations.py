@@ -12,7 +12,7 @@ fused over the 10 TNO test pairs with ``twogan fuse`` and scored with
   zeta 10 / zeta 1000    second-layer content weight (paper: 100)
 
 Runs live in ``--work`` (default runs/ablations); rerunning the command resumes or
-skips whatever is finished.
+skips the training that is finished.
 
 Usage (from the repository root; about 5 minutes per variant on 2 idle cores):
   python results/ablations.py --store runs/tno_train.h5 [--epochs 2] [--steps-per-epoch 100]
@@ -74,10 +74,9 @@ def main() -> None:
         start = time.perf_counter()
         train(args.store, run_dir, variant_config(VARIANTS[variant], args.epochs, args.steps_per_epoch), verbose=2)
         minutes[variant] = (time.perf_counter() - start) / 60
-        fused = args.work / "fused" / variant
-        if not fused.is_dir():
-            assert twogan(["fuse", "--ir", str(tno / "ir"), "--vis", str(tno / "vis"), "--out", str(fused),
-                           "--checkpoint", str(run_dir), "--quiet"]) == 0
+        fused = args.work / "fused" / variant        # always fused again: seconds, and never a stale or partial folder
+        assert twogan(["fuse", "--ir", str(tno / "ir"), "--vis", str(tno / "vis"), "--out", str(fused),
+                       "--checkpoint", str(run_dir), "--quiet"]) == 0
         fused_folders.append(fused)
         print(f"{variant}: trained and fused ({minutes[variant]:.1f} min this call)", flush=True)
     result = evaluate_folders(tno / "ir", tno / "vis", fused_folders, args.work / "eval", progress=False)

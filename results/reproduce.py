@@ -128,7 +128,7 @@ def evaluate_into(pairs: Path, fused_root: Path, out: Path, stem: str) -> None:
 
 
 def write_table(rows: dict[str, dict[str, float]], columns: list[str], stem: Path, bold_best: bool = True) -> None:
-    """CSV (method + columns) and Markdown (largest per column in bold unless ``bold_best=False``), atomically."""
+    """CSV (method + columns) and Markdown (best per column in bold unless ``bold_best=False``), atomically."""
     temporary, target = atomic_path(stem.with_suffix(".csv"))
     with temporary.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -137,9 +137,7 @@ def write_table(rows: dict[str, dict[str, float]], columns: list[str], stem: Pat
             writer.writerow([method, *(f"{values[c]:.6g}" for c in columns)])
     os.replace(temporary, target)
     temporary, target = atomic_path(stem.with_suffix(".md"))
-    plain = "\n".join(["| method | " + " | ".join(columns) + " |", "|---" + "|---:" * len(columns) + "|"]
-                      + [f"| {m} | " + " | ".join(f"{v[c]:.4f}" for c in columns) + " |" for m, v in rows.items()]) + "\n"
-    temporary.write_text(markdown_table(rows, columns) if bold_best else plain)
+    temporary.write_text(markdown_table(rows, columns, bold_best=bold_best))
     os.replace(temporary, target)
 
 

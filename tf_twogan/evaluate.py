@@ -254,10 +254,11 @@ def _best(values: Sequence[float], metric: str) -> float | None:
     return min(finite) if metric in LOWER_IS_BETTER else max(finite)
 
 
-def markdown_table(means: Mapping[str, Mapping[str, float]], metrics: Sequence[str], digits: int = 4) -> str:
-    """Markdown table of the means, the best value of each column in bold."""
+def markdown_table(means: Mapping[str, Mapping[str, float]], metrics: Sequence[str], digits: int = 4,
+                   bold_best: bool = True) -> str:
+    """Markdown table of the means, the best value of each column in bold (unless ``bold_best=False``)."""
     lines = ["| method | " + " | ".join(metrics) + " |", "|---|" + "---:|" * len(metrics)]
-    best = {k: _best([row[k] for row in means.values()], k) for k in metrics}
+    best = {k: _best([row[k] for row in means.values()], k) if bold_best else None for k in metrics}
     for method, row in means.items():
         cells = []
         for k in metrics:

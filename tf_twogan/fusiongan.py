@@ -261,8 +261,7 @@ def fuse_original(ir: np.ndarray, vis: np.ndarray, checkpoint, mode: str = "comp
     Example:
         >>> fused = fuse_original(read_gray(ir_path), read_gray(vis_path), "checkpoint/CGAN_120/CGAN.model-3")
     """
-    generator = checkpoint if hasattr(checkpoint, "conv_stack") else load_original_generator(checkpoint, mode)
-    return to_bytes(original_output(generator, ir, vis, mode), mode)
+    return to_bytes(original_output(_generator(checkpoint, mode), ir, vis, mode), mode)
 
 
 def read_gray(path: str | os.PathLike) -> np.ndarray:
@@ -291,7 +290,7 @@ def fuse_original_paths(ir: str | os.PathLike, vis: str | os.PathLike, out: str 
 
     if Path(ir).is_dir() != Path(vis).is_dir():
         raise ValueError(f"--ir and --vis must both be files or both be folders ({ir}, {vis})")
-    generator = checkpoint if hasattr(checkpoint, "conv_stack") else load_original_generator(checkpoint, mode)
+    generator = _generator(checkpoint, mode)
     if Path(ir).is_dir():
         jobs = [(ir_path, vis_path, Path(out) / f"{name}.png") for name, ir_path, vis_path in pair_folders(ir, vis)]
     else:
@@ -301,6 +300,11 @@ def fuse_original_paths(ir: str | os.PathLike, vis: str | os.PathLike, out: str 
                                           leave=False):
         written.append(write_image(target, fuse_original(read_gray(ir_path), read_gray(vis_path), generator, mode)))
     return written
+
+
+def _generator(checkpoint, mode: str):
+    """``checkpoint`` itself when it is a loaded generator, else the original checkpoint it names."""
+    return checkpoint if hasattr(checkpoint, "conv_stack") else load_original_generator(checkpoint, mode)
 
 
 def _check_mode(mode: str) -> None:
