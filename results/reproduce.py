@@ -10,9 +10,9 @@ Writes, under results/:
 Usage (from the repository root):
   python results/reproduce.py [--checkpoint DIR] [--fusiongan-run DIR] [--work runs/results]
                               [--skip-roadscene] [--skip-vifb]
-The two-layer row is named "two-layer-gan (shipped)" when --checkpoint is the shipped one; the
-FusionGAN row comes from the shipped baseline (checkpoints/fusiongan_lite) unless --fusiongan-run
-names another run.
+The rows are named "two-layer-gan (shipped)" and "fusiongan (shipped baseline)" for the shipped
+checkpoints (the defaults: checkpoints/lite and checkpoints/fusiongan_lite), and after their
+folder names when --checkpoint or --fusiongan-run name other runs.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "results"
 METRICS = ["EN", "MI", "SSIM", "SF", "SD", "SCD", "FMI", "QABF"]
 OURS = "two-layer-gan (shipped)"
-FUSIONGAN = "fusiongan (lite, same budget)"
+FUSIONGAN = "fusiongan (shipped baseline)"
 
 
 def linked_subset(source: Path, names: list[str], out: Path) -> Path:
@@ -91,13 +91,21 @@ def fuse_with_fusiongan(run: Path, pairs: Path, out: Path) -> float:
     return float(np.mean(seconds))
 
 
-def fuse_all(pairs: Path, fused_root: Path, checkpoint: str | None, fusiongan_run: Path | None) -> dict[str, float]:
+def row_names(checkpoint: str | None, fusiongan_run: Path) -> tuple[str, str]:
+    """Table row names of the two-layer and FusionGAN models: fixed for the shipped ones, else the run folder's name."""
+    ours = OURS if checkpoint is None else f"two-layer-gan ({Path(checkpoint).name})"
+    shipped = fusiongan_run.resolve() == checkpoint_dir("fusiongan_lite").resolve()
+    return ours, FUSIONGAN if shipped else f"fusiongan ({fusiongan_run.name})"
+
+
+def fuse_all(pairs: Path, fused_root: Path, checkpoint: str | None, fusiongan_run: Path) -> dict[str, float]:
     """Every method's fused folder under ``fused_root``; returns seconds per pair (fusion only)."""
+    ours, fusiongan = row_names(checkpoint, fusiongan_run)
     from tf_twogan.inference import Fuser
 
     count = len(list_images(pairs / "ir"))
     seconds = {}
-    arguments = ["fuse", "--ir", str(pairs / "ir"), "--vis", str(pairs / "vis"), "--out", str(fused_root / OURS)]
+    arguments = ["fuse", "--ir", str(pairs / "ir"), "--vis", str(pairs / "vis"), "--out", str(fused_root / ours)]
     assert twogan(arguments + (["--checkpoint", checkpoint] if checkpoint else [])) == 0
     fuser = Fuser(checkpoint)                                       # timing: warm, fusion only
     sources = [(read_image(ir), read_image(vis)) for _, ir, vis in pair_folders(pairs / "ir", pairs / "vis")]
@@ -105,9 +113,8 @@ def fuse_all(pairs: Path, fused_root: Path, checkpoint: str | None, fusiongan_ru
     start = time.perf_counter()
     for ir, vis in sources:
         fuser.fuse_arrays(ir, vis)
-    seconds[OURS] = (time.perf_counter() - start) / count
-    if fusiongan_run is not None:
-        seconds[FUSIONGAN] = fuse_with_fusiongan(fusiongan_run, pairs, fused_root / FUSIONGAN)
+    seconds[ours] = (time.perf_counter() - start) / count
+    seconds[fusiongan] = fuse_with_fusiongan(fusiongan_run, pairs, fused_root / fusiongan)
     for method, fusion in REFERENCE_FUSIONS.items():
         start = time.perf_counter()
         fuse_folder(fusion, pairs / "ir", pairs / "vis", fused_root / method)
@@ -115,12 +122,11 @@ def fuse_all(pairs: Path, fused_root: Path, checkpoint: str | None, fusiongan_ru
     return seconds
 
 
-def evaluate_into(pairs: Path, fused_root: Path, out: Path, stem: str) -> None:
-    """`twogan evaluate` over every method folder; copy the mean table and plot to results/<stem>.*"""
-    methods = sorted(p for p in fused_root.iterdir() if p.is_dir())
+def evaluate_into(pairs: Path, fused_root: Path, methods: list[str], out: Path, stem: str) -> None:
+    """`twogan evaluate` over the methods' fused folders; copy the mean table and plot to results/<stem>.*"""
     arguments = ["evaluate", "--ir", str(pairs / "ir"), "--vis", str(pairs / "vis"), "--out", str(out), "--quiet"]
-    for folder in methods:
-        arguments += ["--fused", str(folder)]
+    for method in sorted(methods):
+        arguments += ["--fused", str(fused_root / method)]
     assert twogan(arguments) == 0
     for suffix, name in (("csv", "metrics_mean.csv"), ("md", "metrics_mean.md"), ("png", "metrics_mean.png")):
         if (out / name).exists():
@@ -175,11 +181,11 @@ def main() -> None:
     test_names = sorted(json.loads((DATA / "tno" / "split.json").read_text())["test"], key=natural_key)
     tno = linked_subset(DATA / "tno", test_names, args.work / "tno_test")
     runtimes["TNO test"] = fuse_all(tno, args.work / "tno_fused", args.checkpoint, args.fusiongan_run)
-    evaluate_into(tno, args.work / "tno_fused", args.work / "tno_eval", "tno_test_metrics")
+    evaluate_into(tno, args.work / "tno_fused", list(runtimes["TNO test"]), args.work / "tno_eval", "tno_test_metrics")
 
     rows = [("IR", [read_gray_uint8(p) for _, p, _ in pair_folders(tno / "ir", tno / "vis")][:5]),
             ("VIS", [read_gray_uint8(p) for _, _, p in pair_folders(tno / "ir", tno / "vis")][:5])]
-    for method, label in ((FUSIONGAN, "FusionGAN"), (OURS, "ours")):
+    for method, label in zip(reversed(row_names(args.checkpoint, args.fusiongan_run)), ("FusionGAN", "ours")):
         folder = args.work / "tno_fused" / method
         if folder.is_dir():
             rows.append((label, [read_gray_uint8(folder / f"{name}.png") for name in test_names[:5]]))
@@ -189,7 +195,7 @@ def main() -> None:
     if not args.skip_roadscene:
         roadscene = registered_roadscene(args.work / "roadscene_registered")
         runtimes["RoadScene"] = fuse_all(roadscene, args.work / "roadscene_fused", args.checkpoint, args.fusiongan_run)
-        evaluate_into(roadscene, args.work / "roadscene_fused", args.work / "roadscene_eval", "roadscene_metrics")
+        evaluate_into(roadscene, args.work / "roadscene_fused", list(runtimes["RoadScene"]), args.work / "roadscene_eval", "roadscene_metrics")
     if not args.skip_vifb:
         vifb_with_ours(args.work, args.checkpoint)
 
