@@ -248,7 +248,9 @@ LITE_GENERATOR = GeneratorConfig(widths=(32, 32, 16, 16))
 LITE_DISCRIMINATOR = DiscriminatorConfig(widths=(16, 32, 32, 64))
 
 
-LITE_TRAIN = TrainConfig(learning_rate=5e-4, epochs=8, steps_per_epoch=100, seed=0)
+# 40 epochs: with lambda = 2 the first-layer generators learn the intensities only after
+# about 2,000 iterations; 8 epochs (the first default) gave flat, grey images (README).
+LITE_TRAIN = TrainConfig(learning_rate=5e-4, epochs=40, steps_per_epoch=100, seed=0)
 
 # FusionGAN (Ma et al. 2019) as its original TensorFlow code defines it (SPEC section 7).
 FUSIONGAN_GENERATOR = GeneratorConfig(widths=(256, 128, 64, 32), kernel_sizes=(5, 5, 3, 3), pad_mode="none", spectral_norm=True)
@@ -266,8 +268,8 @@ def preset(name: str, method: str = "twogan") -> TwoGanConfig:
     ``paper``: the published protocol (SPEC section 4, or FusionGAN's own settings
     for ``method="fusiongan"``), a GPU job.  ``lite``: same architecture shape,
     losses, patching and optimiser, narrow networks (generator 32-32-16-16,
-    discriminator 16-32-32-64) and a short schedule (8 epochs of 100 batches,
-    Adam 5e-4) that trains on 2 idle CPU cores in about 20 minutes (see README, "Presets").
+    discriminator 16-32-32-64) and a short schedule (40 epochs of 100 batches per GAN,
+    Adam 5e-4) that trains on 2 idle CPU cores in about 90 minutes (see README, "Presets").
     """
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r} (choose {' or '.join(PRESETS)})")
