@@ -14,6 +14,8 @@ from tf_twogan.images import ImageError
 tf = pytest.importorskip("tensorflow")
 
 from tf_twogan import inference  # noqa: E402
+from tf_twogan.checkpoints import checkpoint_dir  # noqa: E402
+from tf_twogan.config import TwoGanConfig, preset  # noqa: E402
 from tf_twogan.inference import Fuser, reflect_indices  # noqa: E402
 
 
@@ -296,6 +298,7 @@ def test_demo_fuses_the_samples_prints_eight_metrics_and_draws_a_figure(tiny_che
 
 
 def test_default_checkpoint_is_the_shipped_one():
+    assert TwoGanConfig.from_json(checkpoint_dir() / "config.json") == preset("lite")  # the model card's command
     ir, vis = sample_pair("tno_13")
     fused = Fuser().fuse_arrays(ir, vis)
     assert fused.shape == ir.shape and fused.dtype == np.uint8
