@@ -3,7 +3,7 @@
 Writes, under results/:
   tno_test_metrics.{csv,md,png}   the 10 TNO test pairs of ../shared/data/tno/split.json
   roadscene_metrics.{csv,md,png}  RoadScene, visible frames resized onto the infrared grid
-  vifb/with_ours.{csv,md}         VIFB's 25 published methods plus ours (gray scoring)
+  vifb/with_ours.{csv,md}         VIFB's 25 published methods plus ours and the FusionGAN baseline (gray)
   runtime.{csv,md}                seconds per pair of each method on this machine
   fig7_tno_grid.png               IR, VIS, FusionGAN, ours with an enlarged red-box region
 
@@ -147,22 +147,27 @@ def write_table(rows: dict[str, dict[str, float]], columns: list[str], stem: Pat
     os.replace(temporary, target)
 
 
-def vifb_with_ours(work: Path, checkpoint: str | None) -> None:
-    """Our model joins VIFB's 25 published methods: fuse the 21 pairs, score them, merge the table."""
+def vifb_with_ours(work: Path, checkpoint: str | None, fusiongan_run: Path) -> None:
+    """Our two models join VIFB's 25 published methods: fuse the 21 pairs, score them (gray), merge the table."""
     vifb = DATA / "vifb"
     ours = work / "vifb_ours"
     arguments = ["fuse", "--ir", str(vifb / "ir"), "--vis", str(vifb / "vis"), "--out", str(ours / "png")]
     assert twogan(arguments + (["--checkpoint", checkpoint] if checkpoint else [])) == 0
+    fuse_with_fusiongan(fusiongan_run, vifb, work / "vifb_fusiongan")
     merged = work / "vifb_merged"
     merged.mkdir(parents=True, exist_ok=True)
-    for path in (ours / "png").iterdir():
-        shutil.copyfile(path, merged / f"{path.stem}_TwoLayerGAN.png")
-    result = evaluate_vifb_style(vifb / "ir", vifb / "vis", merged, work / "vifb_eval", methods=["TwoLayerGAN"], progress=False)
+    for method, folder in (("TwoLayerGAN", ours / "png"), ("FusionGANBaseline", work / "vifb_fusiongan")):
+        for path in folder.iterdir():
+            shutil.copyfile(path, merged / f"{path.stem}_{method}.png")
+    result = evaluate_vifb_style(vifb / "ir", vifb / "vis", merged, work / "vifb_eval",
+                                 methods=["TwoLayerGAN", "FusionGANBaseline"], progress=False)
     rows = {}
     with (RESULTS / "vifb" / "metrics_mean.csv").open(newline="") as handle:
         for row in csv.DictReader(handle):
             rows[row["method"]] = {m: float(row[m]) for m in METRICS}
-    rows["TwoLayerGAN (ours, lite)"] = {m: result.means["TwoLayerGAN"][m] for m in METRICS}
+    ours_name, fusiongan_name = row_names(checkpoint, fusiongan_run)
+    rows[ours_name] = {m: result.means["TwoLayerGAN"][m] for m in METRICS}
+    rows[fusiongan_name] = {m: result.means["FusionGANBaseline"][m] for m in METRICS}
     write_table(rows, METRICS, RESULTS / "vifb" / "with_ours")
 
 
@@ -197,7 +202,7 @@ def main() -> None:
         runtimes["RoadScene"] = fuse_all(roadscene, args.work / "roadscene_fused", args.checkpoint, args.fusiongan_run)
         evaluate_into(roadscene, args.work / "roadscene_fused", list(runtimes["RoadScene"]), args.work / "roadscene_eval", "roadscene_metrics")
     if not args.skip_vifb:
-        vifb_with_ours(args.work, args.checkpoint)
+        vifb_with_ours(args.work, args.checkpoint, args.fusiongan_run)
 
     methods = list(next(iter(runtimes.values())))
     write_table({m: {d: runtimes[d][m] for d in runtimes} for m in methods}, list(runtimes), RESULTS / "runtime", bold_best=False)
