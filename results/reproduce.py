@@ -100,8 +100,9 @@ def row_names(checkpoint: str | None, fusiongan_run: Path) -> tuple[str, str]:
 
 def fuse_all(pairs: Path, fused_root: Path, checkpoint: str | None, fusiongan_run: Path) -> dict[str, float]:
     """Every method's fused folder under ``fused_root``; returns seconds per pair (fusion only)."""
-    ours, fusiongan = row_names(checkpoint, fusiongan_run)
     from tf_twogan.inference import Fuser
+
+    ours, fusiongan = row_names(checkpoint, fusiongan_run)
 
     count = len(list_images(pairs / "ir"))
     seconds = {}
@@ -190,7 +191,8 @@ def main() -> None:
 
     rows = [("IR", [read_gray_uint8(p) for _, p, _ in pair_folders(tno / "ir", tno / "vis")][:5]),
             ("VIS", [read_gray_uint8(p) for _, _, p in pair_folders(tno / "ir", tno / "vis")][:5])]
-    for method, label in zip(reversed(row_names(args.checkpoint, args.fusiongan_run)), ("FusionGAN", "ours")):
+    ours, fusiongan = row_names(args.checkpoint, args.fusiongan_run)
+    for method, label in ((fusiongan, "FusionGAN"), (ours, "ours")):
         folder = args.work / "tno_fused" / method
         if folder.is_dir():
             rows.append((label, [read_gray_uint8(folder / f"{name}.png") for name in test_names[:5]]))
