@@ -8,6 +8,7 @@ Python API raise the named exception.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
@@ -530,10 +531,17 @@ def finish(process: subprocess.Popen, timeout: float = 400) -> tuple[int, str]:
 
 
 def history_epochs(path: Path) -> list[int]:
+    """Epochs logged so far, parsed from one snapshot of the file.
+
+    Polled while the trainer appends: csv.DictReader on the open file would ask it for
+    lines again after an EOF on the still-empty file and take the first data row for the
+    header (seen in CI as KeyError 'epoch').
+    """
     if not path.is_file():
         return []
     with path.open(newline="") as handle:
-        return [int(row["epoch"]) for row in csv.DictReader(handle)]
+        snapshot = handle.read()
+    return [int(row["epoch"]) for row in csv.DictReader(io.StringIO(snapshot))]
 
 
 def assert_finished_run(run: Path) -> None:
