@@ -1,8 +1,9 @@
-"""The committed TNO results table recomputes from the shipped checkpoints with the public CLI.
+"""The committed TNO results recompute from the committed checkpoints with the public CLI.
 
 The issue's contract for ``results/tno_test_metrics.csv``: its ``two-layer-gan (shipped)``
 row must come out again from ``twogan fuse`` + ``twogan evaluate`` on the 10 TNO test
-pairs of ``split.json``; the FusionGAN row likewise from its shipped baseline.
+pairs of ``split.json``; the FusionGAN row likewise from its shipped baseline, and the
+lambda = 100 chain's row (``results/lambda100_chain``) from its committed generators.
 """
 import csv
 import json
@@ -37,8 +38,8 @@ def tno_test(reproduce, tmp_path_factory):
     return reproduce.linked_subset(TNO, names, tmp_path_factory.mktemp("tno_test"))
 
 
-def committed_row(method: str) -> dict[str, float]:
-    rows = {row["method"]: row for row in csv.DictReader((REPO / "results" / "tno_test_metrics.csv").open())}
+def committed_row(table: Path, method: str) -> dict[str, float]:
+    rows = {row["method"]: row for row in csv.DictReader(table.open())}
     return {name: float(value) for name, value in rows[method].items() if name != "method"}
 
 
@@ -49,15 +50,32 @@ def evaluated_row(tno_test: Path, fused: Path, out: Path) -> dict[str, float]:
     return {name: float(value) for name, value in row.items() if name != "method"}
 
 
-@pytest.mark.parametrize("method, checkpoint", [("OURS", None), ("FUSIONGAN", "fusiongan_lite")])
-def test_the_committed_tno_row_recomputes_from_the_shipped_checkpoint(reproduce, tno_test, tmp_path, method, checkpoint):
+LAMBDA100 = REPO / "results" / "lambda100_chain"
+
+
+@pytest.mark.parametrize("table, method, checkpoint", [
+    ("tno_test_metrics.csv", "OURS", None),
+    ("tno_test_metrics.csv", "FUSIONGAN", checkpoint_dir("fusiongan_lite")),
+    (LAMBDA100 / "tno_test_metrics.csv", "two-layer-gan (lambda 100)", LAMBDA100),
+], ids=["shipped", "fusiongan", "lambda100"])
+def test_the_committed_tno_row_recomputes_from_its_checkpoint(reproduce, tno_test, tmp_path, table, method, checkpoint):
     fused = tmp_path / "fused"
     arguments = ["fuse", "--ir", str(tno_test / "ir"), "--vis", str(tno_test / "vis"), "--out", str(fused)]
     if checkpoint:
-        arguments += ["--checkpoint", str(checkpoint_dir(checkpoint))]
+        arguments += ["--checkpoint", str(checkpoint)]
     assert main(arguments) == 0
     assert len(list(fused.glob("*.png"))) == 10
-    expected = committed_row(getattr(reproduce, method))
+    expected = committed_row(REPO / "results" / table, getattr(reproduce, method, method))
     measured = evaluated_row(tno_test, fused, tmp_path / "eval")
     assert list(measured) == list(expected) == reproduce.METRICS
     np.testing.assert_allclose([measured[m] for m in expected], list(expected.values()), rtol=1e-6, atol=1e-8)
+
+
+def test_the_lambda100_chain_is_the_lite_preset_with_lambda_100_only():
+    from tf_twogan.config import TwoGanConfig, preset
+
+    expected = preset("lite").replace(loss={"first_layer_content_weight": 100.0})
+    assert TwoGanConfig.from_json(LAMBDA100 / "config.json") == expected
+    for stage in ("gan1", "gan2", "gan3"):
+        with (LAMBDA100 / f"history_{stage}.csv").open(newline="") as handle:
+            assert [int(row["epoch"]) for row in csv.DictReader(handle)] == list(range(expected.train.epochs)), stage
