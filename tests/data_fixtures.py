@@ -1,6 +1,8 @@
-"""Shared test data: the real datasets in ../shared/data and small stores cut from them."""
+"""Shared test data: the real datasets in ../shared/data, small stores cut from them, run histories."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -14,6 +16,20 @@ MINI_PAIRS = ["2", "24"]  # two small TNO training pairs (595x328 and 620x450)
 
 def tno_split() -> dict:
     return json.loads((TNO / "split.json").read_text())
+
+
+def history_epochs(path: Path) -> list[int]:
+    """Epochs logged so far in a run's history CSV, parsed from one snapshot of the file.
+
+    Also polled while a trainer appends: csv.DictReader on the open file would ask it for
+    lines again after an EOF on the still-empty file and take the first data row for the
+    header (seen in CI as KeyError 'epoch').
+    """
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        snapshot = handle.read()
+    return [int(row["epoch"]) for row in csv.DictReader(io.StringIO(snapshot))]
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ Python API raise the named exception.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import shutil
@@ -23,7 +22,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from data_fixtures import mini_split, mini_store  # noqa: F401 (fixtures)
+from data_fixtures import history_epochs, mini_split, mini_store  # noqa: F401 (fixtures)
 from tf_twogan.cli import main
 from tf_twogan.config import ConfigError, TwoGanConfig, preset
 from tf_twogan.images import ImageError, read_image
@@ -528,20 +527,6 @@ def twogan_process(argv: list[str], kill_before: str | None = None) -> subproces
 def finish(process: subprocess.Popen, timeout: float = 400) -> tuple[int, str]:
     output, _ = process.communicate(timeout=timeout)
     return process.returncode, output
-
-
-def history_epochs(path: Path) -> list[int]:
-    """Epochs logged so far, parsed from one snapshot of the file.
-
-    Polled while the trainer appends: csv.DictReader on the open file would ask it for
-    lines again after an EOF on the still-empty file and take the first data row for the
-    header (seen in CI as KeyError 'epoch').
-    """
-    if not path.is_file():
-        return []
-    with path.open(newline="") as handle:
-        snapshot = handle.read()
-    return [int(row["epoch"]) for row in csv.DictReader(io.StringIO(snapshot))]
 
 
 def assert_finished_run(run: Path) -> None:

@@ -13,11 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from data_fixtures import REPO, TNO, history_epochs
 from tf_twogan.checkpoints import checkpoint_dir
 from tf_twogan.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
-TNO = REPO.parent / "shared" / "data" / "tno"
 pytestmark = pytest.mark.skipif(not TNO.is_dir(), reason="needs ../shared/data/tno")
 
 
@@ -50,12 +49,13 @@ def evaluated_row(tno_test: Path, fused: Path, out: Path) -> dict[str, float]:
     return {name: float(value) for name, value in row.items() if name != "method"}
 
 
-LAMBDA100 = REPO / "results" / "lambda100_chain"
+RESULTS = REPO / "results"
+LAMBDA100 = RESULTS / "lambda100_chain"
 
 
 @pytest.mark.parametrize("table, method, checkpoint", [
-    ("tno_test_metrics.csv", "OURS", None),
-    ("tno_test_metrics.csv", "FUSIONGAN", checkpoint_dir("fusiongan_lite")),
+    (RESULTS / "tno_test_metrics.csv", "two-layer-gan (shipped)", None),
+    (RESULTS / "tno_test_metrics.csv", "fusiongan (shipped baseline)", checkpoint_dir("fusiongan_lite")),
     (LAMBDA100 / "tno_test_metrics.csv", "two-layer-gan (lambda 100)", LAMBDA100),
 ], ids=["shipped", "fusiongan", "lambda100"])
 def test_the_committed_tno_row_recomputes_from_its_checkpoint(reproduce, tno_test, tmp_path, table, method, checkpoint):
@@ -65,7 +65,7 @@ def test_the_committed_tno_row_recomputes_from_its_checkpoint(reproduce, tno_tes
         arguments += ["--checkpoint", str(checkpoint)]
     assert main(arguments) == 0
     assert len(list(fused.glob("*.png"))) == 10
-    expected = committed_row(REPO / "results" / table, getattr(reproduce, method, method))
+    expected = committed_row(table, method)
     measured = evaluated_row(tno_test, fused, tmp_path / "eval")
     assert list(measured) == list(expected) == reproduce.METRICS
     np.testing.assert_allclose([measured[m] for m in expected], list(expected.values()), rtol=1e-6, atol=1e-8)
@@ -77,5 +77,4 @@ def test_the_lambda100_chain_is_the_lite_preset_with_lambda_100_only():
     expected = preset("lite").replace(loss={"first_layer_content_weight": 100.0})
     assert TwoGanConfig.from_json(LAMBDA100 / "config.json") == expected
     for stage in ("gan1", "gan2", "gan3"):
-        with (LAMBDA100 / f"history_{stage}.csv").open(newline="") as handle:
-            assert [int(row["epoch"]) for row in csv.DictReader(handle)] == list(range(expected.train.epochs)), stage
+        assert history_epochs(LAMBDA100 / f"history_{stage}.csv") == list(range(expected.train.epochs)), stage

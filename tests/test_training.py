@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from data_fixtures import mini_split, mini_store  # noqa: F401 (fixtures)
+from data_fixtures import history_epochs, mini_split, mini_store  # noqa: F401 (fixtures)
 from tf_twogan.cli import main
 from tf_twogan.config import ConfigError, preset
 from tf_twogan.gan import GAN1
@@ -13,11 +13,6 @@ from tf_twogan.training import RunFolder, build_pair, configure_runtime, load_ge
 
 TINY = preset("lite").replace(generator={"widths": (4, 4, 4, 4)}, discriminator={"widths": (4, 4, 8, 8)},
                               train={"batch_size": 4, "epochs": 2, "steps_per_epoch": 2, "seed": 1})
-
-
-def epochs_in(history):
-    with history.open(newline="") as handle:
-        return [int(row["epoch"]) for row in csv.DictReader(handle)]
 
 
 def weights(model):
@@ -76,10 +71,10 @@ def test_resume_after_an_interrupted_fit_logs_each_epoch_once_and_matches_uninte
     run = open_run_folder(tmp_path / "crashed", config)
     with pytest.raises(RuntimeError, match="simulated crash"):
         train_pair(run, mini_store, config, GAN1, verbose=0, callbacks=[CrashAt(epoch=2, batch=0)])
-    assert epochs_in(run.history(GAN1)) == [0, 1] and run.backup(GAN1).is_dir()
+    assert history_epochs(run.history(GAN1)) == [0, 1] and run.backup(GAN1).is_dir()
     configure_runtime(config.train.seed)
     resumed = train_pair(run, mini_store, config, GAN1, verbose=0)
-    assert epochs_in(run.history(GAN1)) == [0, 1, 2]
+    assert history_epochs(run.history(GAN1)) == [0, 1, 2]
     for a, b in zip(weights(reference.generator) + weights(reference.discriminator),
                     weights(resumed.generator) + weights(resumed.discriminator)):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
