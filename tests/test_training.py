@@ -132,7 +132,7 @@ def test_train_step_equals_the_two_forward_pass_loop(mini_store):
         textbook.discriminator_optimizer.apply_gradients(zip(tape.gradient(d_loss, d_vars), d_vars))
     with tf.GradientTape() as tape:
         fused = textbook.generator(inputs, training=True)
-        g_loss = textbook._generator_losses(fused, textbook.discriminator(fused, training=True), intensity, gradient)["g_loss"]
+        g_loss = textbook._generator_losses(fused, textbook.discriminator(fused, training=True), [intensity], [gradient])["g_loss"]
     g_vars = textbook.generator.trainable_variables
     textbook.generator_optimizer.apply_gradients(zip(tape.gradient(g_loss, g_vars), g_vars))
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .config import METHODS, PRESETS, ConfigError
+from .config import METHODS, PRESETS, SECOND_LAYER_INITS, SECOND_LAYER_TARGETS, ConfigError
 from .images import ImageError
 
 # ValueError covers StoreError, InferenceError and CheckpointError; OSError covers
@@ -59,14 +59,20 @@ def resolve_config(args: argparse.Namespace):
                  if value is not None}
     if args.swap_second_layer:
         overrides["swap_second_layer"] = True
-    return base.replace(train=overrides)
+    second = {key: value for key, value in (("intensity_target", args.second_layer_intensity),
+                                            ("gradient_target", args.second_layer_gradient),
+                                            ("init", args.second_layer_init)) if value is not None}
+    return base.replace(train=overrides, second_layer=second)
 
 
 def _train(args: argparse.Namespace) -> None:
     config = resolve_config(args)
     from .training import train
 
-    run = train(args.store, args.out, config, verbose=0 if args.quiet else "auto", strategy=args.strategy)
+    if args.first_layer_from is not None and config.method != "twogan":
+        raise ConfigError("--first-layer-from is for the two-layer GAN (--method twogan)")
+    run = train(args.store, args.out, config, verbose=0 if args.quiet else "auto", strategy=args.strategy,
+                first_layer_from=args.first_layer_from)
     networks = "g/d .keras, history_fusiongan.csv" if config.method == "fusiongan" else "g1/g2/g3 and d1/d2/d3 .keras, history_gan*.csv"
     print(f"{run.root}: finished ({networks}, logs/)")
 
@@ -174,6 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, help="seed; also makes TensorFlow ops deterministic")
     train.add_argument("--precision", choices=("float32", "mixed_bfloat16"), help="compute precision")
     train.add_argument("--swap-second-layer", action="store_true", help="G3 takes I_VIR as input and I_IRV as ground truth")
+    train.add_argument("--second-layer-intensity", choices=SECOND_LAYER_TARGETS,
+                       help="G3's intensity target: paper (I_IRV), irv, vir, max_first_layer or max_sources (per-pixel max)")
+    train.add_argument("--second-layer-gradient", choices=SECOND_LAYER_TARGETS,
+                       help="G3's gradient target: paper (I_VIR), irv, vir, max_first_layer or max_sources "
+                       "(per pixel the Laplacian of larger magnitude)")
+    train.add_argument("--second-layer-init", choices=SECOND_LAYER_INITS, help="G3 starts from random weights (scratch) or G1's")
+    train.add_argument("--first-layer-from", metavar="RUN",
+                       help="reuse the finished G1/G2 of this run folder or checkpoint (same first-layer config): only GAN 3 trains")
     train.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default",
                        help="tf.distribute strategy: mirrored = all local GPUs, multiworker = the hosts in TF_CONFIG "
                        "(--batch-size is the global batch; see docs/RELIABILITY.md)")

@@ -159,6 +159,43 @@ class DataConfig:
             _require(isinstance(value, int) and value > 0, f"data.{name} must be a positive integer, got {value!r}")
 
 
+SECOND_LAYER_TARGETS = ("paper", "irv", "vir", "max_first_layer", "max_sources")
+SECOND_LAYER_INITS = ("scratch", "g1")
+
+
+@dataclass(frozen=True)
+class SecondLayerConfig:
+    """GAN 3's content targets and start: this project's named alternatives to the paper's reading.
+
+    The paper's reading (``"paper"``, the defaults) takes G3's intensity target from
+    I_IRV and its gradient target from I_VIR (swapped by ``train.swap_second_layer``).
+    The alternatives (README, "The second layer"):
+
+    * ``"irv"`` / ``"vir"``: that first-layer output;
+    * ``"max_first_layer"``: per pixel the larger of I_IRV and I_VIR (intensity), or
+      the Laplacian of larger magnitude (gradient);
+    * ``"max_sources"``: the same rule over the source images IR and VIS (the
+      second-layer store then also holds them).
+
+    ``init="g1"`` starts G3 from G1's trained weights (same architecture) instead of
+    from random weights.  ``epochs``: GAN 3's own number of epochs (``None``: ``train.epochs``),
+    so second-layer designs can be compared on one first layer at a budget of their own.
+    """
+
+    intensity_target: str = "paper"
+    gradient_target: str = "paper"
+    init: str = "scratch"
+    epochs: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("intensity_target", "gradient_target"):
+            value = getattr(self, name)
+            _require(value in SECOND_LAYER_TARGETS, f"second_layer.{name} must be one of {', '.join(SECOND_LAYER_TARGETS)}, got {value!r}")
+        _require(self.init in SECOND_LAYER_INITS, f"second_layer.init must be one of {', '.join(SECOND_LAYER_INITS)}, got {self.init!r}")
+        _require(self.epochs is None or (type(self.epochs) is int and self.epochs > 0),
+                 f"second_layer.epochs must be a positive integer or null, got {self.epochs!r}")
+
+
 METHODS = ("twogan", "fusiongan")
 
 
@@ -177,6 +214,7 @@ class TwoGanConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    second_layer: SecondLayerConfig = field(default_factory=SecondLayerConfig)
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:

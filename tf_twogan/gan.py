@@ -18,6 +18,7 @@ convolutions), the targets are centre-cropped to the generator's output size.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,24 +32,42 @@ from .models import Discriminator, Generator
 
 @dataclass(frozen=True)
 class PairRoles:
-    """Which patch kinds play which part in one GAN (SPEC section 3 table)."""
+    """Which patch kinds play which part in one GAN (SPEC section 3 table).
+
+    ``intensity_target`` and ``gradient_target`` name one kind each in the paper;
+    several kinds are combined per pixel (:func:`tf_twogan.losses.content_terms`).
+    ``layer`` is 1 for the first-layer GANs (and FusionGAN), 2 for GAN 3: it picks
+    the content weight (lambda or zeta).
+    """
 
     name: str
     inputs: tuple[str, str]
-    intensity_target: str
-    gradient_target: str
+    intensity_target: tuple[str, ...]
+    gradient_target: tuple[str, ...]
     real: str
+    layer: int = 1
 
     @property
     def kinds(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys((*self.inputs, self.intensity_target, self.gradient_target, self.real)))
+        return tuple(dict.fromkeys((*self.inputs, *self.intensity_target, *self.gradient_target, self.real)))
 
 
-GAN1 = PairRoles("gan1", ("ir", "vis"), intensity_target="ir", gradient_target="vis", real="vis")
-GAN2 = PairRoles("gan2", ("vis", "ir"), intensity_target="vis", gradient_target="ir", real="ir")
-GAN3 = PairRoles("gan3", ("irv", "vir"), intensity_target="irv", gradient_target="vir", real="vir")
-GAN3_SWAPPED = PairRoles("gan3", ("vir", "irv"), intensity_target="vir", gradient_target="irv", real="irv")
-FUSIONGAN = PairRoles("fusiongan", ("ir", "vis"), intensity_target="ir", gradient_target="vis", real="vis")
+GAN1 = PairRoles("gan1", ("ir", "vis"), intensity_target=("ir",), gradient_target=("vis",), real="vis")
+GAN2 = PairRoles("gan2", ("vis", "ir"), intensity_target=("vis",), gradient_target=("ir",), real="ir")
+GAN3 = PairRoles("gan3", ("irv", "vir"), intensity_target=("irv",), gradient_target=("vir",), real="vir", layer=2)
+GAN3_SWAPPED = PairRoles("gan3", ("vir", "irv"), intensity_target=("vir",), gradient_target=("irv",), real="irv", layer=2)
+FUSIONGAN = PairRoles("fusiongan", ("ir", "vis"), intensity_target=("ir",), gradient_target=("vis",), real="vis")
+
+# what each SecondLayerConfig target name means in patch kinds ("paper": the roles' own)
+SECOND_LAYER_TARGET_KINDS = {"irv": ("irv",), "vir": ("vir",), "max_first_layer": ("irv", "vir"), "max_sources": ("ir", "vis")}
+
+
+def second_layer_roles(swap: bool, intensity_target: str = "paper", gradient_target: str = "paper") -> PairRoles:
+    """GAN 3's roles: the paper's (or swapped) inputs and real image, with the named content targets."""
+    base = GAN3_SWAPPED if swap else GAN3
+    intensity = base.intensity_target if intensity_target == "paper" else SECOND_LAYER_TARGET_KINDS[intensity_target]
+    gradient = base.gradient_target if gradient_target == "paper" else SECOND_LAYER_TARGET_KINDS[gradient_target]
+    return dataclasses.replace(base, intensity_target=intensity, gradient_target=gradient)
 
 
 def to_unit_range(patches: tf.Tensor) -> tf.Tensor:
@@ -146,20 +165,21 @@ class AdversarialPair(keras.Model):
             return label.low
         return keras.random.uniform((batch, 1), label.low, label.high, seed=self.seed_generator)
 
-    def _unpack(self, data: dict[str, tf.Tensor]) -> tuple[tf.Tensor, ...]:
-        """Scale to [-1, 1]; generator input, then targets cropped to the output size."""
+    def _unpack(self, data: dict[str, tf.Tensor]) -> tuple[tf.Tensor, list[tf.Tensor], list[tf.Tensor], tf.Tensor]:
+        """Scale to [-1, 1]; generator input, then the targets (lists) and real image cropped to the output size."""
         scaled = {kind: to_unit_range(data[kind]) for kind in self.roles.kinds}
         inputs = tf.concat([scaled[kind] for kind in self.roles.inputs], axis=-1)
         out_size = tf.shape(inputs)[1:3] - (0 if self.generator.settings.pad_mode == "reflect" else 2 * self.generator.margin)
         crop = {kind: center_crop(scaled[kind], out_size) for kind in
-                (self.roles.intensity_target, self.roles.gradient_target, self.roles.real)}
-        return inputs, crop[self.roles.intensity_target], crop[self.roles.gradient_target], crop[self.roles.real]
+                (*self.roles.intensity_target, *self.roles.gradient_target, self.roles.real)}
+        return (inputs, [crop[kind] for kind in self.roles.intensity_target],
+                [crop[kind] for kind in self.roles.gradient_target], crop[self.roles.real])
 
-    def _generator_losses(self, fused: tf.Tensor, fake_scores: tf.Tensor, intensity: tf.Tensor, gradient: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _generator_losses(self, fused: tf.Tensor, fake_scores: tf.Tensor, intensity: list[tf.Tensor],
+                          gradient: list[tf.Tensor]) -> dict[str, tf.Tensor]:
         cfg = self.loss_config
         fused = tf.cast(fused, tf.float32)
-        intensity_term = losses.intensity_term(fused, intensity)
-        gradient_term = losses.gradient_term(fused, gradient)
+        intensity_term, gradient_term = losses.content_terms(fused, intensity, gradient)
         content = intensity_term + cfg.gradient_weight * gradient_term
         adversarial = losses.generator_adversarial_loss(tf.cast(fake_scores, tf.float32), self._labels(cfg.generator_target, tf.shape(fused)[0]))
         return {"g_loss": adversarial + self.content_weight * content, "g_adversarial": adversarial,

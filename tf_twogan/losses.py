@@ -6,6 +6,9 @@ gradient operator).  Images are float tensors (N, H, W, 1); scores are (N, 1).
 """
 from __future__ import annotations
 
+import functools
+from typing import Sequence
+
 import tensorflow as tf
 
 LAPLACIAN_KERNEL = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
@@ -27,9 +30,42 @@ def gradient_term(image: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(tf.square(laplacian(image) - laplacian(target)))
 
 
-def content_loss(image: tf.Tensor, intensity_target: tf.Tensor, gradient_target: tf.Tensor, gradient_weight: float = 5.0) -> tf.Tensor:
-    """content(I; T_int, T_grad) = (1/S)(||I - T_int||_F^2 + xi ||grad I - grad T_grad||_F^2), batch mean."""
-    return intensity_term(image, intensity_target) + gradient_weight * gradient_term(image, gradient_target)
+def max_intensity(targets: Sequence[tf.Tensor]) -> tf.Tensor:
+    """The per-pixel maximum of the targets (the one target itself when there is one)."""
+    return functools.reduce(tf.maximum, targets)
+
+
+def max_gradient(targets: Sequence[tf.Tensor]) -> tf.Tensor:
+    """Per pixel the Laplacian of larger magnitude among the targets (ties: the first).
+
+    The "choose max" rule of multi-scale fusion applied to the gradient target, so a
+    fused image is asked to keep the stronger detail of either source.
+    """
+    fields = [laplacian(target) for target in targets]
+    return functools.reduce(lambda a, b: tf.where(tf.abs(b) > tf.abs(a), b, a), fields)
+
+
+def content_terms(image: tf.Tensor, intensity_targets: Sequence[tf.Tensor],
+                  gradient_targets: Sequence[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+    """The intensity and gradient terms of the content loss against combined targets.
+
+    One target each is the paper's case (:func:`intensity_term`, :func:`gradient_term`);
+    several are combined by :func:`max_intensity` and :func:`max_gradient`.
+    """
+    intensity = intensity_term(image, max_intensity(intensity_targets))
+    gradient = tf.reduce_mean(tf.square(laplacian(image) - max_gradient(gradient_targets)))
+    return intensity, gradient
+
+
+def content_loss(image: tf.Tensor, intensity_target: tf.Tensor | Sequence[tf.Tensor],
+                 gradient_target: tf.Tensor | Sequence[tf.Tensor], gradient_weight: float = 5.0) -> tf.Tensor:
+    """content(I; T_int, T_grad) = (1/S)(||I - T_int||_F^2 + xi ||grad I - grad T_grad||_F^2), batch mean.
+
+    A list of targets combines them per pixel (:func:`content_terms`).
+    """
+    as_list = lambda t: list(t) if isinstance(t, (list, tuple)) else [t]  # noqa: E731
+    intensity, gradient = content_terms(image, as_list(intensity_target), as_list(gradient_target))
+    return intensity + gradient_weight * gradient
 
 
 def generator_adversarial_loss(fake_scores: tf.Tensor, target: tf.Tensor | float = 0.8) -> tf.Tensor:

@@ -43,7 +43,8 @@ import tensorflow as tf
 
 from .config import ConfigError, TwoGanConfig
 from .data import PatchStream
-from .gan import FUSIONGAN, GAN1, GAN2, GAN3, GAN3_SWAPPED, AdversarialPair, PairRoles
+from .gan import FUSIONGAN, GAN1, GAN2, GAN3, AdversarialPair, PairRoles
+from .gan import second_layer_roles as roles_for_second_layer
 from .images import atomic_path, to_uint8
 from .models import Discriminator, Generator, generate
 from .store import PatchStore, derive_store
@@ -68,13 +69,19 @@ def configure_runtime(seed: int | None, precision: str = "float32") -> None:
 
 
 def second_layer_roles(config: TwoGanConfig) -> PairRoles:
-    return GAN3_SWAPPED if config.train.swap_second_layer else GAN3
+    """GAN 3's roles under ``config`` (``train.swap_second_layer`` and the ``second_layer`` targets)."""
+    second = config.second_layer
+    return roles_for_second_layer(config.train.swap_second_layer, second.intensity_target, second.gradient_target)
 
 
 def build_pair(config: TwoGanConfig, roles: PairRoles, patch_size: int | None = None) -> AdversarialPair:
     """A compiled :class:`AdversarialPair` for one GAN (its discriminator sized to the generator's output)."""
-    weight = config.loss.second_layer_content_weight if roles.name == "gan3" else config.loss.first_layer_content_weight
+    weight = config.loss.second_layer_content_weight if roles.layer == 2 else config.loss.first_layer_content_weight
     number = NETWORK_NUMBERS[roles.name]
+    if config.train.seed is not None:
+        # each GAN starts from the same random state whether or not this process built
+        # the GANs before it (a resumed run skips them): resume equals a fresh run
+        keras.utils.set_random_seed(config.train.seed + max(int(number or 1) - 1, 0))
     generator = Generator.from_settings(config.generator, name=f"g{number}")
     output_size = (patch_size or config.data.patch_size) - (2 * generator.margin if config.generator.pad_mode == "none" else 0)
     discriminator = Discriminator.from_settings(config.discriminator, input_size=output_size, name=f"d{number}")
@@ -283,7 +290,14 @@ class RunFolder:
         return self.root / "backup" / roles.name
 
     def finished(self, roles: PairRoles) -> bool:
-        return self.network(roles, "g").is_file() and self.network(roles, "d").is_file()
+        """Both networks written, or the generator alone with no training under way.
+
+        The second case is a first layer taken from another run (``first_layer_from``),
+        which may come without its discriminators.
+        """
+        if not self.network(roles, "g").is_file():
+            return False
+        return self.network(roles, "d").is_file() or not self.backup(roles).is_dir()
 
     @property
     def config(self) -> Path:
@@ -316,6 +330,47 @@ def _check_config(run: RunFolder, config: TwoGanConfig) -> bool:
         raise ConfigError(f"{run.root}: run folder was made with another config (differs in {', '.join(changed)}); "
                           "rerun with the same options to resume, or choose a new --out")
     return True
+
+
+FIRST_LAYER_FILES = ("g1.keras", "g2.keras", "d1.keras", "d2.keras", "history_gan1.csv", "history_gan2.csv")
+
+
+def second_layer_variant(config: TwoGanConfig, of: TwoGanConfig) -> TwoGanConfig:
+    """``config`` with the settings that only GAN 3 uses taken from ``of``."""
+    return config.replace(second_layer=of.second_layer, loss={"second_layer_content_weight": of.loss.second_layer_content_weight},
+                          train={"swap_second_layer": of.train.swap_second_layer})
+
+
+def adopt_first_layer(run: RunFolder, source: str | os.PathLike, config: TwoGanConfig) -> list[str]:
+    """Copy a finished first layer (G1, G2, their histories and discriminators if present) from ``source``.
+
+    Only GAN 3 then trains: the way to compare second-layer designs on one first layer.
+    ``source``'s ``config.json`` must equal ``config`` in everything but the settings
+    that only GAN 3 uses (:func:`second_layer_variant`).  Files already in the run
+    folder are kept.  Returns the names copied.
+    """
+    source = Path(source)
+    if not (source / "config.json").is_file():
+        raise ConfigError(f"{source}: not a run folder or checkpoint (no config.json)")
+    theirs = TwoGanConfig.from_json(source / "config.json")
+    if theirs.method != "twogan" or second_layer_variant(theirs, config) != config:
+        old, new = _flatten(second_layer_variant(theirs, config).to_dict()), _flatten(config.to_dict())
+        changed = sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
+        raise ConfigError(f"{source}: its first layer was trained with another config (differs in {', '.join(changed)})")
+    missing = [name for name in ("g1.keras", "g2.keras") if not (source / name).is_file()]
+    if missing:
+        raise ConfigError(f"{source}: has no finished first layer (missing {', '.join(missing)})")
+    copied = []
+    for name in FIRST_LAYER_FILES:
+        if (source / name).is_file() and not (run.root / name).exists():
+            temporary, target = atomic_path(run.root / name)
+            try:
+                shutil.copyfile(source / name, temporary)
+                os.replace(temporary, target)
+            finally:
+                temporary.unlink(missing_ok=True)
+            copied.append(name)
+    return copied
 
 
 def remove_stray_temporaries(run: RunFolder) -> list[Path]:
@@ -383,8 +438,13 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def train_pair(run: RunFolder, store_path: Path, config: TwoGanConfig, roles: PairRoles, verbose: int | str = "auto",
                callbacks: list[keras.callbacks.Callback] = (),
-               strategy: tf.distribute.Strategy | None = None) -> AdversarialPair:
+               strategy: tf.distribute.Strategy | None = None,
+               initial_generator: Generator | None = None) -> AdversarialPair:
     """Train one GAN through ``fit()`` with the run folder's callbacks (plus ``callbacks``); resumable.
+
+    ``initial_generator``: a trained generator of the same architecture whose weights
+    the generator starts from (``second_layer.init="g1"``); a resumed run then
+    restores its backup over them.
 
     Under ``strategy`` (default: the current one) the networks and optimizers are
     built in ``strategy.scope()`` and ``config.train.batch_size`` is the global batch,
@@ -400,6 +460,8 @@ def train_pair(run: RunFolder, store_path: Path, config: TwoGanConfig, roles: Pa
         patch_size = store.patch_size
     with strategy.scope():
         pair = build_pair(config, roles, patch_size)
+    if initial_generator is not None:
+        pair.generator.set_weights(initial_generator.get_weights())
     stream = PatchStream(store_path, roles.kinds, config.train.batch_size, seed=config.train.seed or 0,
                          window=config.train.shuffle_window)
     steps = config.train.steps_per_epoch or stream.batches_per_epoch
@@ -420,16 +482,21 @@ def train_pair(run: RunFolder, store_path: Path, config: TwoGanConfig, roles: Pa
         options = tf.data.Options()  # every worker reads the same stream; each keeps its share of each batch
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         dataset = dataset.with_options(options)
-    pair.fit(dataset, epochs=config.train.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=verbose, shuffle=False)
+    epochs = config.second_layer.epochs or config.train.epochs if roles.layer == 2 else config.train.epochs
+    pair.fit(dataset, epochs=epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=verbose, shuffle=False)
     return pair
 
 
 def make_second_layer_store(run: RunFolder, store_path: Path, generator_1: Generator, generator_2: Generator,
-                            progress: bool = True) -> Path:
-    """Whole-image G1/G2 inference over the training images, cut at the source store's patch positions."""
+                            progress: bool = True, with_sources: bool = False) -> Path:
+    """Whole-image G1/G2 inference over the training images, cut at the source store's patch positions.
+
+    ``with_sources`` also stores the IR and VIS patches (for GAN 3 targets taken from the sources).
+    """
     def first_layer_outputs(name: str, images: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         ir, vis = images["ir"], images["vis"]
-        return {"irv": to_uint8(generate(generator_1, ir, vis)), "vir": to_uint8(generate(generator_2, vis, ir))}
+        outputs = {"irv": to_uint8(generate(generator_1, ir, vis)), "vir": to_uint8(generate(generator_2, vis, ir))}
+        return {**outputs, "ir": ir, "vis": vis} if with_sources else outputs
 
     return derive_store(store_path, run.second_layer_store, first_layer_outputs,
                         attributes={"generators": ["g1.keras", "g2.keras"]}, progress=progress)
@@ -437,13 +504,16 @@ def make_second_layer_store(run: RunFolder, store_path: Path, generator_1: Gener
 
 def train(store_path: str | os.PathLike, run_dir: str | os.PathLike, config: TwoGanConfig,
           verbose: int | str = "auto", callbacks: list[keras.callbacks.Callback] = (),
-          strategy: str | tf.distribute.Strategy | None = None) -> RunFolder:
+          strategy: str | tf.distribute.Strategy | None = None,
+          first_layer_from: str | os.PathLike | None = None) -> RunFolder:
     """``twogan train``: the whole protocol of ``config.method``, resuming whatever a previous run left.
 
     ``twogan``: GAN 1, GAN 2, the second-layer store, GAN 3.  ``fusiongan``: the
     single FusionGAN pair (``g.keras``, ``d.keras``, ``history_fusiongan.csv``).
     ``strategy``: ``"default"``, ``"mirrored"``, ``"multiworker"`` or a
     ``tf.distribute.Strategy`` (see :func:`make_strategy`); ``batch_size`` is global.
+    ``first_layer_from``: a run folder or checkpoint whose G1 and G2 are reused
+    (:func:`adopt_first_layer`), so only GAN 3 trains.
     Returns the run folder (for a non-chief worker: ``run_dir``, which it did not write).
 
     Example:
@@ -460,6 +530,8 @@ def train(store_path: str | os.PathLike, run_dir: str | os.PathLike, config: Two
     if is_chief(strategy):
         run = open_run_folder(run_dir, config)
         remove_stray_temporaries(run)
+        if first_layer_from is not None and config.method == "twogan":
+            adopt_first_layer(run, first_layer_from, config)
         return _train_stages(run, store_path, config, verbose, callbacks, strategy)
     run = worker_run_folder(run_dir, config, strategy.cluster_resolver.task_id)
     try:
@@ -479,13 +551,15 @@ def _train_stages(run: RunFolder, store_path: Path, config: TwoGanConfig, verbos
     for roles in (GAN1, GAN2):
         if not run.finished(roles):
             generators[roles.name] = train_pair(run, store_path, config, roles, verbose, callbacks, strategy).generator
-    if not run.second_layer_store.is_file():
-        generator_1, generator_2 = (generators[roles.name] if roles.name in generators else load_network(run.network(roles, "g"))
-                                    for roles in (GAN1, GAN2))
-        make_second_layer_store(run, store_path, generator_1, generator_2, progress=verbose != 0)
+    first_layer = {roles.name: generators[roles.name] if roles.name in generators else load_network(run.network(roles, "g"))
+                   for roles in (GAN1, GAN2)}
     roles = second_layer_roles(config)
+    if not run.second_layer_store.is_file():
+        make_second_layer_store(run, store_path, first_layer["gan1"], first_layer["gan2"], progress=verbose != 0,
+                                with_sources=bool({"ir", "vis"} & set(roles.kinds)))
     if not run.finished(roles):
-        train_pair(run, run.second_layer_store, config, roles, verbose, callbacks, strategy)
+        initial = first_layer["gan1"] if config.second_layer.init == "g1" else None
+        train_pair(run, run.second_layer_store, config, roles, verbose, callbacks, strategy, initial_generator=initial)
     return _tidy(run)
 
 
