@@ -291,9 +291,9 @@ def test_cc_of_identical_images_is_one():
 # evaluate()
 
 
-def test_evaluate_returns_the_papers_eight_in_order_by_default():
+def test_evaluate_returns_the_papers_eight_then_thermal_retention_by_default():
     values = M.evaluate(*_small_triple(1))
-    assert list(values) == ["EN", "MI", "SSIM", "SF", "SD", "SCD", "FMI", "QABF"]
+    assert list(values) == ["EN", "MI", "SSIM", "SF", "SD", "SCD", "FMI", "QABF", "TR"]
     assert all(isinstance(v, float) for v in values.values())
 
 
@@ -372,3 +372,59 @@ def test_channels_mode_scores_a_gray_fused_image_like_gray_mode():
 def test_unknown_colour_mode_is_rejected():
     with pytest.raises(ValueError, match="color"):
         M.evaluate(*_small_triple(6), color="luma")
+
+
+# ----------------------------------------------------------------------------
+# thermal retention (TR, this project's measure)
+
+TNO = DATA / "tno"
+
+
+def read_gray(file: Path) -> np.ndarray:
+    from tf_twogan.images import read_gray_uint8
+
+    return read_gray_uint8(file)
+
+
+def path(kind: str, name: str) -> Path:
+    return next((TNO / kind).glob(f"{name}.*"))
+
+
+def test_thermal_retention_matches_a_hand_computed_value():
+    # IR 0..9: the 98th percentile (linear) is 8.82, so only the pixel 9 is hot;
+    # c(IR) = (9 - 4) / sqrt(8.25); fused 1 everywhere but 3 there: c = (3 - 1) / 0.6
+    ir = np.arange(10, dtype=np.uint8).reshape(2, 5)
+    fused = np.ones((2, 5), np.uint8)
+    fused[1, 4] = 3
+    expected = (2 / 0.6) / (5 / np.sqrt(8.25))
+    assert M.thermal_retention(ir, ir, fused) == pytest.approx(expected, rel=1e-12)
+    assert expected == pytest.approx(1.914854, rel=1e-6)
+
+
+def test_thermal_retention_is_one_for_the_infrared_image_and_any_positive_affine_copy():
+    ir = read_gray(path("ir", "13"))
+    vis = read_gray(path("vis", "13"))
+    assert M.thermal_retention(ir, vis, ir) == pytest.approx(1.0, rel=1e-12)
+    assert M.thermal_retention(ir, vis, 0.5 * ir.astype(float) + 20) == pytest.approx(1.0, rel=1e-12)
+    assert M.thermal_retention(ir, vis, 255 - ir.astype(float)) == pytest.approx(-1.0, rel=1e-12)
+
+
+def test_thermal_retention_is_nan_for_a_constant_fused_or_infrared_image():
+    ir = np.arange(100, dtype=np.uint8).reshape(10, 10)
+    assert np.isnan(M.thermal_retention(ir, ir, np.full((10, 10), 7, np.uint8)))
+    assert np.isnan(M.thermal_retention(np.zeros((10, 10), np.uint8), ir, ir))
+
+
+def test_the_visible_image_scores_low_thermal_retention_on_the_tno_test_pairs():
+    # the issue-15 measurement: the visible image alone scores -0.23 on average
+    names = json.loads((TNO / "split.json").read_text())["test"]
+    scores = [M.thermal_retention(read_gray(path("ir", n)), None, read_gray(path("vis", n))) for n in names]
+    assert np.mean(scores) == pytest.approx(-0.23, abs=0.005)
+
+
+def test_evaluate_reports_thermal_retention_by_default_after_the_paper_metrics():
+    ir = read_gray(path("ir", "13"))
+    vis = read_gray(path("vis", "13"))
+    scores = M.evaluate(ir, vis, ir)
+    assert list(scores) == list(M.PAPER_METRICS) + ["TR"]
+    assert scores["TR"] == pytest.approx(1.0)

@@ -42,10 +42,15 @@ from scipy import ndimage
 __all__ = [
     "en", "mi", "ssim", "sf", "sd", "scd", "fmi", "qabf",
     "ag", "ei", "vif", "psnr", "rmse", "cc", "ce",
-    "evaluate", "PAPER_METRICS", "EXTRA_METRICS", "CONVENTIONS", "fmi_features",
+    "thermal_retention", "evaluate", "metric_names", "PAPER_METRICS", "PROJECT_METRICS", "DEFAULT_METRICS",
+    "EXTRA_METRICS", "CONVENTIONS", "COLORS", "fmi_features",
 ]
 
 PAPER_METRICS = ("EN", "MI", "SSIM", "SF", "SD", "SCD", "FMI", "QABF")
+# this project's own measure, not the paper's: see thermal_retention
+PROJECT_METRICS = ("TR",)
+# what `twogan evaluate` and evaluate() compute unless told otherwise
+DEFAULT_METRICS = PAPER_METRICS + PROJECT_METRICS
 EXTRA_METRICS = ("AG", "EI", "VIF", "PSNR", "RMSE", "CC", "CE")
 CONVENTIONS = ("matlab", "python")
 
@@ -845,6 +850,44 @@ def fmi(ir, vis, fused, feature: str = "none", window: int = 3) -> float:
 
 
 # ----------------------------------------------------------------------------
+# thermal retention (this project's measure)
+
+HOT_PERCENTILE = 98.0
+
+
+def _target_contrast(image: np.ndarray, hot: np.ndarray) -> float:
+    """(mean on ``hot`` - mean elsewhere) / standard deviation of the whole image."""
+    spread = image.std()
+    if spread == 0:
+        return math.nan
+    return float((image[hot].mean() - image[~hot].mean()) / spread)
+
+
+def thermal_retention(ir, vis, fused, percentile: float = HOT_PERCENTILE) -> float:
+    """TR: how much of the infrared image's hot-target contrast the fused image keeps.
+
+    The hot targets are the infrared pixels at or above the pair's ``percentile``-th
+    percentile (98: the brightest 2 %, people, engines, exhausts in TNO and RoadScene).
+    The contrast of an image X on them is c(X) = (mean of X on hot - mean of X
+    elsewhere) / std(X), and TR = c(fused) / c(IR): 1 keeps the targets as salient as
+    the infrared image does, 0 loses them, a negative value inverts them.  The eight
+    metrics of the paper reward a fused image that copies the visible one (it scores
+    -0.23 on the TNO test pairs); TR does not.  NaN when the infrared image has no
+    distinct hot pixels or the fused image is constant.  Not from the paper: this
+    project's own (README, "The second layer"; docs/METRICS.md).  ``vis`` is unused
+    (the common metric signature).
+    """
+    ir, fused = np.asarray(ir, dtype=np.float64), np.asarray(fused, dtype=np.float64)
+    hot = ir >= np.percentile(ir, percentile)
+    if hot.all():
+        return math.nan
+    reference = _target_contrast(ir, hot)
+    if not reference or math.isnan(reference):
+        return math.nan
+    return _target_contrast(fused, hot) / reference
+
+
+# ----------------------------------------------------------------------------
 # evaluate
 
 
@@ -866,17 +909,18 @@ def _registry(convention: str) -> dict[str, Callable[[np.ndarray, np.ndarray, np
         "RMSE": lambda ir, vis, f: rmse(ir, vis, f, **conv),
         "CC": cc,
         "CE": ce,
+        "TR": thermal_retention,
     }
 
 
 def metric_names(metrics: Iterable[str] | str | None = None) -> list[str]:
-    """Validated, upper-cased metric names; ``None`` means the paper's eight."""
+    """Validated, upper-cased metric names; ``None`` means :data:`DEFAULT_METRICS` (the paper's eight and TR)."""
     if metrics is None:
-        return list(PAPER_METRICS)
+        return list(DEFAULT_METRICS)
     if isinstance(metrics, str):
         metrics = [m for m in metrics.split(",") if m.strip()]
     names = [str(m).strip().upper() for m in metrics]
-    known = PAPER_METRICS + EXTRA_METRICS
+    known = DEFAULT_METRICS + EXTRA_METRICS
     unknown = [m for m in names if m not in known]
     if unknown:
         raise ValueError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(known)}")
@@ -941,8 +985,9 @@ def evaluate(
 ) -> dict[str, float]:
     """Score one fused image: ``{"EN": ..., "MI": ..., ...}`` in the requested order.
 
-    ``metrics``: names from :data:`PAPER_METRICS` (the default, the paper's eight:
-    EN, MI, SSIM, SF, SD, SCD, FMI, QABF) and :data:`EXTRA_METRICS` (AG, EI, VIF,
+    ``metrics``: names from :data:`DEFAULT_METRICS` (the default: the paper's eight,
+    EN, MI, SSIM, SF, SD, SCD, FMI, QABF, and this project's thermal retention TR,
+    :func:`thermal_retention`) and :data:`EXTRA_METRICS` (AG, EI, VIF,
     PSNR, RMSE, CC, CE), as a list or a comma-separated string.  ``convention``:
     ``"matlab"`` (default, the VIFB/Haghighat/Aslantas MATLAB code) or
     ``"python"`` (the CDDFuse-style Python evaluator); see the module docstring.
