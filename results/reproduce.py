@@ -36,7 +36,7 @@ from tf_twogan.images import atomic_path, list_images, natural_key, pair_folders
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "results"
-METRICS = ["EN", "MI", "SSIM", "SF", "SD", "SCD", "FMI", "QABF"]
+METRICS = ["EN", "MI", "SSIM", "SF", "SD", "SCD", "FMI", "QABF", "TR"]
 OURS = "two-layer-gan (shipped)"
 FUSIONGAN = "fusiongan (shipped baseline)"
 

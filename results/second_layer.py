@@ -6,8 +6,11 @@ only the ``second_layer`` settings (and ``train.swap_second_layer``) changed; GA
 trains ``--epochs`` epochs (``second_layer.epochs``; default 10 x 100 = 1,000
 iterations), seed 0.  Each run is ``twogan train --config <variant>.json
 --first-layer-from <first layer>``, so rerunning this command resumes or skips what
-is finished.  The fused TNO test pairs are scored with ``evaluate_folders``: the
-paper's eight metrics and this project's thermal retention (TR, docs/METRICS.md).
+is finished.  Each variant then fuses the TNO test pairs, RoadScene (visible frames
+registered as in reproduce.py) and VIFB, beside the shipped FusionGAN baseline,
+average, max-select and (``--paper-mirror``) the paper-width reference, and
+``evaluate_folders`` scores them: the paper's eight metrics and this project's
+thermal retention (TR, docs/METRICS.md).  Tables: ``results/second_layer/{tno,roadscene,vifb}.{csv,md}``.
 
 Variants (``second_layer.intensity_target`` / ``gradient_target`` / ``init``):
 
@@ -21,7 +24,8 @@ Variants (``second_layer.intensity_target`` / ``gradient_target`` / ``init``):
   max-both-sources      max(IR, VIS) / max(|lap IR|, |lap VIS|)
 
 Usage (from the repository root; about 8 minutes per variant on 2 idle cores):
-  python results/second_layer.py --store runs/tno_train.h5 [--variants paper,max-grad] [--work runs/second_layer]
+  python results/second_layer.py --store runs/tno_train.h5 [--variants paper,max-grad] [--datasets tno]
+      [--paper-mirror runs/paper_mirror] [--work runs/second_layer]
 """
 from __future__ import annotations
 
@@ -30,12 +34,16 @@ import json
 import time
 from pathlib import Path
 
+from tf_twogan.baselines import REFERENCE_FUSIONS, fuse_folder
+from tf_twogan.checkpoints import checkpoint_dir
 from tf_twogan.cli import main as twogan
 from tf_twogan.config import TwoGanConfig
 from tf_twogan.evaluate import evaluate_folders
 from tf_twogan.images import natural_key
 
-from reproduce import DATA, RESULTS, REPO, linked_subset, write_table
+from reproduce import DATA, FUSIONGAN, RESULTS, REPO, fuse_with_fusiongan, linked_subset, registered_roadscene, write_table
+
+PAPER_MIRROR = "paper-width reference (independent GPU run)"
 
 METRICS = ["EN", "MI", "SSIM", "SF", "SD", "SCD", "FMI", "QABF", "TR"]
 
@@ -75,6 +83,39 @@ def train_variant(variant: str, args: argparse.Namespace) -> Path:
     return run_dir
 
 
+def datasets(work: Path, which: list[str]) -> dict[str, Path]:
+    """The evaluation sets as folders of ``ir/`` and ``vis/``: TNO test, RoadScene (registered), VIFB."""
+    folders = {}
+    if "tno" in which:
+        test_names = sorted(json.loads((DATA / "tno" / "split.json").read_text())["test"], key=natural_key)
+        folders["tno"] = linked_subset(DATA / "tno", test_names, work / "tno_test")
+    if "roadscene" in which:
+        folders["roadscene"] = registered_roadscene(work / "roadscene_registered")
+    if "vifb" in which:
+        folders["vifb"] = DATA / "vifb"
+    return folders
+
+
+def fuse_references(pairs: Path, fused_root: Path, paper_mirror: Path | None) -> list[Path]:
+    """The rows every table carries: the shipped FusionGAN baseline, average, max-select, the paper-width reference."""
+    folders = []
+    fusiongan = fused_root / FUSIONGAN
+    if not fusiongan.is_dir():
+        fuse_with_fusiongan(checkpoint_dir("fusiongan_lite"), pairs, fusiongan)
+    folders.append(fusiongan)
+    for method, fusion in REFERENCE_FUSIONS.items():
+        if not (fused_root / method).is_dir():
+            fuse_folder(fusion, pairs / "ir", pairs / "vis", fused_root / method)
+        folders.append(fused_root / method)
+    if paper_mirror is not None:
+        fused = fused_root / PAPER_MIRROR
+        if not fused.is_dir():
+            assert twogan(["fuse", "--ir", str(pairs / "ir"), "--vis", str(pairs / "vis"), "--out", str(fused),
+                           "--checkpoint", str(paper_mirror), "--quiet"]) == 0
+        folders.append(fused)
+    return folders
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store", type=Path, default=REPO / "runs" / "tno_train.h5", help="TNO training store (twogan prepare)")
@@ -82,7 +123,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "second_layer")
     parser.add_argument("--epochs", type=int, default=10, help="GAN 3's epochs (of the first layer's steps per epoch)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of the variants")
-    parser.add_argument("--out", type=Path, default=RESULTS / "second_layer", help="table path without suffix")
+    parser.add_argument("--datasets", default="tno,roadscene,vifb", help="comma-separated subset of tno, roadscene, vifb")
+    parser.add_argument("--paper-mirror", type=Path, help="checkpoint made by results/paper_mirror.py: adds its row")
+    parser.add_argument("--out", type=Path, default=RESULTS / "second_layer", help="folder of the tables")
     parser.add_argument("--train-only", action="store_true", help="train the variants, do not evaluate")
     args = parser.parse_args()
     variants = args.variants.split(",")
@@ -90,24 +133,26 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
 
-    test_names = sorted(json.loads((DATA / "tno" / "split.json").read_text())["test"], key=natural_key)
-    tno = linked_subset(DATA / "tno", test_names, args.work / "tno_test")
-    fused_folders = []
+    runs = {}
     for variant in variants:
         start = time.perf_counter()
-        run_dir = train_variant(variant, args)
+        runs[variant] = train_variant(variant, args)
         print(f"{variant}: trained ({(time.perf_counter() - start) / 60:.1f} min this call)", flush=True)
-        if args.train_only:
-            continue
-        fused = args.work / "fused" / variant
-        assert twogan(["fuse", "--ir", str(tno / "ir"), "--vis", str(tno / "vis"), "--out", str(fused),
-                       "--checkpoint", str(run_dir), "--quiet"]) == 0
-        fused_folders.append(fused)
     if args.train_only:
         return
-    result = evaluate_folders(tno / "ir", tno / "vis", fused_folders, args.work / "eval", metrics=METRICS, progress=False)
-    write_table({variant: result.means[variant] for variant in variants}, METRICS, args.out)
-    print(args.out.with_suffix(".md").read_text())
+    for dataset, pairs in datasets(args.work, args.datasets.split(",")).items():
+        fused_root = args.work / "fused" / dataset
+        folders = []
+        for variant, run_dir in runs.items():
+            fused = fused_root / variant          # always fused again: never a stale or partial folder
+            assert twogan(["fuse", "--ir", str(pairs / "ir"), "--vis", str(pairs / "vis"), "--out", str(fused),
+                           "--checkpoint", str(run_dir), "--quiet"]) == 0
+            folders.append(fused)
+        folders += fuse_references(pairs, fused_root, args.paper_mirror)
+        result = evaluate_folders(pairs / "ir", pairs / "vis", folders, args.work / "eval" / dataset, metrics=METRICS,
+                                  progress=False)
+        write_table({folder.name: result.means[folder.name] for folder in folders}, METRICS, args.out / dataset)
+        print(f"{dataset}:\n" + (args.out / f"{dataset}.md").read_text(), flush=True)
 
 
 if __name__ == "__main__":
