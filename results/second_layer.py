@@ -22,6 +22,7 @@ Variants (``second_layer.intensity_target`` / ``gradient_target`` / ``init``):
   max-grad g1-init      max-grad, G3 starting from G1's weights
   max-both              max(I_IRV, I_VIR) / max(|lap I_IRV|, |lap I_VIR|)
   max-both-sources      max(IR, VIS) / max(|lap IR|, |lap VIS|)
+  max-grad zeta10       max-grad with the second-layer content weight zeta = 10 (paper: 100)
 
 Usage (from the repository root; about 8 minutes per variant on 2 idle cores):
   python results/second_layer.py --store runs/tno_train.h5 [--variants paper,max-grad] [--datasets tno]
@@ -56,6 +57,7 @@ VARIANTS: dict[str, dict] = {
     "max-grad g1-init": {"second_layer": {"gradient_target": "max_first_layer", "init": "g1"}},
     "max-both": {"second_layer": {"intensity_target": "max_first_layer", "gradient_target": "max_first_layer"}},
     "max-both-sources": {"second_layer": {"intensity_target": "max_sources", "gradient_target": "max_sources"}},
+    "max-grad zeta10": {"second_layer": {"gradient_target": "max_first_layer"}, "loss": {"second_layer_content_weight": 10.0}},
 }
 
 

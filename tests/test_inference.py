@@ -272,10 +272,10 @@ def test_cli_fuse_files_folders_and_errors(tiny_checkpoint, tmp_path, capsys):
     assert "missing.png" in capsys.readouterr().err and not (tmp_path / "never.png").exists()
 
 
-def test_demo_fuses_the_samples_prints_eight_metrics_and_draws_a_figure(tiny_checkpoint, tmp_path, capsys):
+def test_demo_fuses_the_samples_prints_the_metrics_and_draws_a_figure(tiny_checkpoint, tmp_path, capsys):
     from tf_twogan.cli import main
     from tf_twogan.demo import sample_pairs
-    from tf_twogan.metrics import PAPER_METRICS, evaluate
+    from tf_twogan.metrics import DEFAULT_METRICS, evaluate
 
     samples = sample_pairs()
     assert 2 <= len(samples) <= 3
@@ -283,7 +283,7 @@ def test_demo_fuses_the_samples_prints_eight_metrics_and_draws_a_figure(tiny_che
     assert main(["demo", "--out", str(tmp_path / "demo"), "--checkpoint", str(tiny_checkpoint)]) == 0
     printed = capsys.readouterr().out
     header = next(line for line in printed.splitlines() if line.startswith("| image"))
-    assert [cell.strip() for cell in header.strip("|").split("|")][1:] == list(PAPER_METRICS)
+    assert [cell.strip() for cell in header.strip("|").split("|")][1:] == list(DEFAULT_METRICS)
     fuser = Fuser(tiny_checkpoint)
     for name, ir_path, vis_path in samples:
         ir, vis = iio.imread(ir_path), iio.imread(vis_path)

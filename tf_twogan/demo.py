@@ -33,16 +33,16 @@ def metrics_table(scores: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def side_by_side(rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], path: str | os.PathLike) -> Path:
-    """A figure with one row per pair and the columns IR, VIS, fused; written atomically as PNG."""
+def side_by_side(rows: list[tuple[str, list[np.ndarray]]], titles: list[str], path: str | os.PathLike) -> Path:
+    """A figure with one row per pair, one column per title (IR, VIS, fused ...); written atomically as PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    figure, axes = plt.subplots(len(rows), 3, figsize=(9, 2.7 * len(rows)), squeeze=False)
-    for axis_row, (name, *images) in zip(axes, rows):
-        for axis, image, title in zip(axis_row, images, ("infrared", "visible", "fused")):
+    figure, axes = plt.subplots(len(rows), len(titles), figsize=(3 * len(titles), 2.7 * len(rows)), squeeze=False)
+    for axis_row, (name, images) in zip(axes, rows):
+        for axis, image, title in zip(axis_row, images, titles):
             axis.imshow(image, cmap="gray", vmin=0, vmax=255)
             axis.set_title(f"{name}: {title}", fontsize=9)
             axis.axis("off")
@@ -57,10 +57,23 @@ def side_by_side(rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], pat
     return target
 
 
+def _shipped_baseline():
+    """``fuse(ir, vis)`` with the shipped FusionGAN baseline (gray in, uint8 gray out)."""
+    from .checkpoints import checkpoint_dir
+    from .fusiongan import fuse_original, load_trained_generator
+    from .images import to_gray_uint8
+
+    generator = load_trained_generator(checkpoint_dir("fusiongan_lite"))
+    return lambda ir, vis: fuse_original(to_gray_uint8(ir), to_gray_uint8(vis), generator, "corrected")
+
+
 def demo(out_dir: str | os.PathLike = "twogan_demo", checkpoint: str | os.PathLike | None = None,
          verbose: bool = True) -> dict[str, Any]:
     """Fuse the sample pairs into ``out_dir/fused/``, score them with the paper's eight
-    metrics (``out_dir/metrics.md``, printed) and draw ``out_dir/demo.png``.
+    metrics and TR (``out_dir/metrics.md``, printed) and draw ``out_dir/demo.png``.
+
+    With the shipped checkpoint the figure also shows the shipped FusionGAN baseline
+    (``checkpoints/fusiongan_lite``) beside ours, so the two can be compared at a glance.
 
     Returns ``{"fused": [paths], "metrics": {image: {metric: value}}, "table": str, "figure": path}``.
     """
@@ -69,18 +82,20 @@ def demo(out_dir: str | os.PathLike = "twogan_demo", checkpoint: str | os.PathLi
 
     out_dir = Path(out_dir)
     fuser = Fuser(checkpoint)
+    baseline = _shipped_baseline() if checkpoint is None else None
     written, scores, rows = [], {}, []
     for name, ir_path, vis_path in sample_pairs():
         ir, vis = read_image(ir_path), read_image(vis_path)
         fused = fuser.fuse_arrays(ir, vis, ir_label=str(ir_path), vis_label=str(vis_path))
         written.append(write_image(out_dir / "fused" / f"{name}.png", fused))
         scores[name] = evaluate(ir, vis, fused)
-        rows.append((name, ir, vis, fused))
+        rows.append((name, [ir, vis] + ([baseline(ir, vis)] if baseline else []) + [fused]))
     table = metrics_table(scores)
     temporary, target = atomic_path(out_dir / "metrics.md")
     temporary.write_text(table)
     os.replace(temporary, target)
-    figure = side_by_side(rows, out_dir / "demo.png")
+    titles = ["infrared", "visible"] + (["FusionGAN baseline"] if baseline else []) + ["fused (ours)"]
+    figure = side_by_side(rows, titles, out_dir / "demo.png")
     if verbose:
         source = checkpoint if checkpoint is not None else "the shipped checkpoint"
         print(f"Fused {len(written)} sample pairs with {source} into {out_dir / 'fused'}\n")
