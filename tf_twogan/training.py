@@ -27,6 +27,7 @@ workers write to a temporary folder that is removed afterwards).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import shutil
@@ -336,9 +337,10 @@ FIRST_LAYER_FILES = ("g1.keras", "g2.keras", "d1.keras", "d2.keras", "history_ga
 
 
 def second_layer_variant(config: TwoGanConfig, of: TwoGanConfig) -> TwoGanConfig:
-    """``config`` with the settings that only GAN 3 uses taken from ``of``."""
-    return config.replace(second_layer=of.second_layer, loss={"second_layer_content_weight": of.loss.second_layer_content_weight},
-                          train={"swap_second_layer": of.train.swap_second_layer})
+    """``config`` with the settings that only GAN 3 uses, and the preset's name, taken from ``of``."""
+    variant = config.replace(second_layer=of.second_layer, loss={"second_layer_content_weight": of.loss.second_layer_content_weight},
+                             train={"swap_second_layer": of.train.swap_second_layer})
+    return dataclasses.replace(variant, preset=of.preset)
 
 
 def adopt_first_layer(run: RunFolder, source: str | os.PathLike, config: TwoGanConfig) -> list[str]:
@@ -346,7 +348,7 @@ def adopt_first_layer(run: RunFolder, source: str | os.PathLike, config: TwoGanC
 
     Only GAN 3 then trains: the way to compare second-layer designs on one first layer.
     ``source``'s ``config.json`` must equal ``config`` in everything but the settings
-    that only GAN 3 uses (:func:`second_layer_variant`).  Files already in the run
+    that only GAN 3 uses and the preset's name (:func:`second_layer_variant`).  Files already in the run
     folder are kept.  Returns the names copied.
     """
     source = Path(source)
