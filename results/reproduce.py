@@ -38,6 +38,9 @@ DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "results"
 METRICS = ["EN", "MI", "SSIM", "SF", "SD", "SCD", "FMI", "QABF", "TR"]
 OURS = "two-layer-gan (shipped)"
+# Fig. 7 columns: the hot person of pair 13, the roof tiles of pair 45 (boxed), a fire, a fence
+FIG7_PAIRS = ["1", "13", "17", "21", "45"]
+FIG7_BOXES = {"45": (212, 330, 80)}  # (top, left, side): the roof tiles
 FUSIONGAN = "fusiongan (shipped baseline)"
 
 
@@ -98,7 +101,13 @@ def row_names(checkpoint: str | None, fusiongan_run: Path) -> tuple[str, str]:
     return ours, FUSIONGAN if shipped else f"fusiongan ({fusiongan_run.name})"
 
 
-def fuse_all(pairs: Path, fused_root: Path, checkpoint: str | None, fusiongan_run: Path) -> dict[str, float]:
+def extra_name(checkpoint: str | Path) -> str:
+    """Table row name of a further two-layer checkpoint (``--also``)."""
+    return f"two-layer-gan ({Path(checkpoint).name})"
+
+
+def fuse_all(pairs: Path, fused_root: Path, checkpoint: str | None, fusiongan_run: Path,
+             also: list[Path] = ()) -> dict[str, float]:
     """Every method's fused folder under ``fused_root``; returns seconds per pair (fusion only)."""
     from tf_twogan.inference import Fuser
 
@@ -106,15 +115,16 @@ def fuse_all(pairs: Path, fused_root: Path, checkpoint: str | None, fusiongan_ru
 
     count = len(list_images(pairs / "ir"))
     seconds = {}
-    arguments = ["fuse", "--ir", str(pairs / "ir"), "--vis", str(pairs / "vis"), "--out", str(fused_root / ours)]
-    assert twogan(arguments + (["--checkpoint", checkpoint] if checkpoint else [])) == 0
-    fuser = Fuser(checkpoint)                                       # timing: warm, fusion only
     sources = [(read_image(ir), read_image(vis)) for _, ir, vis in pair_folders(pairs / "ir", pairs / "vis")]
-    fuser.fuse_arrays(*sources[0])
-    start = time.perf_counter()
-    for ir, vis in sources:
-        fuser.fuse_arrays(ir, vis)
-    seconds[ours] = (time.perf_counter() - start) / count
+    for name, folder in [(ours, checkpoint)] + [(extra_name(path), str(path)) for path in also]:
+        arguments = ["fuse", "--ir", str(pairs / "ir"), "--vis", str(pairs / "vis"), "--out", str(fused_root / name)]
+        assert twogan(arguments + (["--checkpoint", folder] if folder else [])) == 0
+        fuser = Fuser(folder)                                       # timing: warm, fusion only
+        fuser.fuse_arrays(*sources[0])
+        start = time.perf_counter()
+        for ir, vis in sources:
+            fuser.fuse_arrays(ir, vis)
+        seconds[name] = (time.perf_counter() - start) / count
     seconds[fusiongan] = fuse_with_fusiongan(fusiongan_run, pairs, fused_root / fusiongan)
     for method, fusion in REFERENCE_FUSIONS.items():
         start = time.perf_counter()
@@ -148,26 +158,32 @@ def write_table(rows: dict[str, dict[str, float]], columns: list[str], stem: Pat
     os.replace(temporary, target)
 
 
-def vifb_with_ours(work: Path, checkpoint: str | None, fusiongan_run: Path) -> None:
-    """Our two models join VIFB's 25 published methods: fuse the 21 pairs, score them (gray), merge the table."""
+def vifb_with_ours(work: Path, checkpoint: str | None, fusiongan_run: Path, also: list[Path] = ()) -> None:
+    """Our models join VIFB's 25 published methods: fuse the 21 pairs, score them (gray), merge the table."""
     vifb = DATA / "vifb"
-    ours = work / "vifb_ours"
-    arguments = ["fuse", "--ir", str(vifb / "ir"), "--vis", str(vifb / "vis"), "--out", str(ours / "png")]
-    assert twogan(arguments + (["--checkpoint", checkpoint] if checkpoint else [])) == 0
+    ours_name, fusiongan_name = row_names(checkpoint, fusiongan_run)
+    twolayer = {"TwoLayerGAN": (ours_name, checkpoint)}
+    twolayer.update({f"TwoLayerGAN{i}": (extra_name(path), str(path)) for i, path in enumerate(also, 1)})
+    folders = {}
+    for method, (_, folder) in twolayer.items():
+        folders[method] = work / "vifb_ours" / method
+        arguments = ["fuse", "--ir", str(vifb / "ir"), "--vis", str(vifb / "vis"), "--out", str(folders[method])]
+        assert twogan(arguments + (["--checkpoint", folder] if folder else [])) == 0
     fuse_with_fusiongan(fusiongan_run, vifb, work / "vifb_fusiongan")
+    folders["FusionGANBaseline"] = work / "vifb_fusiongan"
     merged = work / "vifb_merged"
-    merged.mkdir(parents=True, exist_ok=True)
-    for method, folder in (("TwoLayerGAN", ours / "png"), ("FusionGANBaseline", work / "vifb_fusiongan")):
+    shutil.rmtree(merged, ignore_errors=True)
+    merged.mkdir(parents=True)
+    for method, folder in folders.items():
         for path in folder.iterdir():
             shutil.copyfile(path, merged / f"{path.stem}_{method}.png")
-    result = evaluate_vifb_style(vifb / "ir", vifb / "vis", merged, work / "vifb_eval",
-                                 methods=["TwoLayerGAN", "FusionGANBaseline"], progress=False)
+    result = evaluate_vifb_style(vifb / "ir", vifb / "vis", merged, work / "vifb_eval", methods=list(folders), progress=False)
     rows = {}
     with (RESULTS / "vifb" / "metrics_mean.csv").open(newline="") as handle:
         for row in csv.DictReader(handle):
             rows[row["method"]] = {m: float(row[m]) for m in METRICS}
-    ours_name, fusiongan_name = row_names(checkpoint, fusiongan_run)
-    rows[ours_name] = {m: result.means["TwoLayerGAN"][m] for m in METRICS}
+    for method, (name, _) in twolayer.items():
+        rows[name] = {m: result.means[method][m] for m in METRICS}
     rows[fusiongan_name] = {m: result.means["FusionGANBaseline"][m] for m in METRICS}
     write_table(rows, METRICS, RESULTS / "vifb" / "with_ours")
 
@@ -178,6 +194,8 @@ def main() -> None:
     parser.add_argument("--fusiongan-run", type=Path, default=checkpoint_dir("fusiongan_lite"),
                         help="run folder of `twogan train --method fusiongan` (default: the shipped baseline)")
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "results")
+    parser.add_argument("--also", type=Path, action="append", default=[],
+                        help="a further two-layer checkpoint to add as a row (repeatable), e.g. checkpoints/lite")
     parser.add_argument("--skip-roadscene", action="store_true")
     parser.add_argument("--skip-vifb", action="store_true")
     args = parser.parse_args()
@@ -186,25 +204,26 @@ def main() -> None:
 
     test_names = sorted(json.loads((DATA / "tno" / "split.json").read_text())["test"], key=natural_key)
     tno = linked_subset(DATA / "tno", test_names, args.work / "tno_test")
-    runtimes["TNO test"] = fuse_all(tno, args.work / "tno_fused", args.checkpoint, args.fusiongan_run)
+    runtimes["TNO test"] = fuse_all(tno, args.work / "tno_fused", args.checkpoint, args.fusiongan_run, args.also)
     evaluate_into(tno, args.work / "tno_fused", list(runtimes["TNO test"]), args.work / "tno_eval", "tno_test_metrics")
 
-    rows = [("IR", [read_gray_uint8(p) for _, p, _ in pair_folders(tno / "ir", tno / "vis")][:5]),
-            ("VIS", [read_gray_uint8(p) for _, _, p in pair_folders(tno / "ir", tno / "vis")][:5])]
+    rows = [("IR", [read_gray_uint8(p) for _, p, _ in pair_folders(tno / "ir", tno / "vis", FIG7_PAIRS)]),
+            ("VIS", [read_gray_uint8(p) for _, _, p in pair_folders(tno / "ir", tno / "vis", FIG7_PAIRS)])]
     ours, fusiongan = row_names(args.checkpoint, args.fusiongan_run)
     for method, label in ((fusiongan, "FusionGAN"), (ours, "ours")):
         folder = args.work / "tno_fused" / method
         if folder.is_dir():
-            rows.append((label, [read_gray_uint8(folder / f"{name}.png") for name in test_names[:5]]))
-    boxes = [(image.shape[0] // 3, image.shape[1] // 3, min(image.shape) // 5) for image in rows[0][1]]
-    comparison_grid(rows, boxes, RESULTS / "fig7_tno_grid.png", column_titles=test_names[:5])
+            rows.append((label, [read_gray_uint8(folder / f"{name}.png") for name in FIG7_PAIRS]))
+    boxes = [FIG7_BOXES.get(name, (image.shape[0] // 3, image.shape[1] // 3, min(image.shape) // 5))
+             for name, image in zip(FIG7_PAIRS, rows[0][1])]
+    comparison_grid(rows, boxes, RESULTS / "fig7_tno_grid.png", column_titles=FIG7_PAIRS)
 
     if not args.skip_roadscene:
         roadscene = registered_roadscene(args.work / "roadscene_registered")
-        runtimes["RoadScene"] = fuse_all(roadscene, args.work / "roadscene_fused", args.checkpoint, args.fusiongan_run)
+        runtimes["RoadScene"] = fuse_all(roadscene, args.work / "roadscene_fused", args.checkpoint, args.fusiongan_run, args.also)
         evaluate_into(roadscene, args.work / "roadscene_fused", list(runtimes["RoadScene"]), args.work / "roadscene_eval", "roadscene_metrics")
     if not args.skip_vifb:
-        vifb_with_ours(args.work, args.checkpoint, args.fusiongan_run)
+        vifb_with_ours(args.work, args.checkpoint, args.fusiongan_run, args.also)
 
     methods = list(next(iter(runtimes.values())))
     write_table({m: {d: runtimes[d][m] for d in runtimes} for m in methods}, list(runtimes), RESULTS / "runtime", bold_best=False)
