@@ -1,4 +1,5 @@
 """Configuration: validation names the bad field, JSON round trips, presets."""
+import dataclasses
 import json
 
 import pytest
@@ -55,3 +56,15 @@ def test_written_config_is_plain_json(tmp_path):
     path = preset("lite").to_json(tmp_path / "c.json")
     data = json.loads(path.read_text())
     assert data["generator"]["widths"] == [32, 32, 16, 16] and data["method"] == "twogan"
+
+
+def test_the_sharp_preset_is_lite_with_lambda_100_and_the_max_gradient_second_layer():
+    from tf_twogan.config import SecondLayerConfig
+
+    sharp, lite = preset("sharp"), preset("lite")
+    assert sharp.preset == "sharp" and sharp.loss.first_layer_content_weight == 100.0
+    assert sharp.second_layer == SecondLayerConfig(gradient_target="max_first_layer", epochs=10)
+    assert sharp.replace(loss={"first_layer_content_weight": 2.0}, second_layer=SecondLayerConfig()) == \
+        dataclasses.replace(lite, preset="sharp")
+    with pytest.raises(ConfigError, match="two-layer GAN"):
+        preset("sharp", "fusiongan")

@@ -298,7 +298,9 @@ def test_demo_fuses_the_samples_prints_the_metrics_and_draws_a_figure(tiny_check
 
 
 def test_default_checkpoint_is_the_shipped_one():
-    assert TwoGanConfig.from_json(checkpoint_dir() / "config.json") == preset("lite")  # the model card's command
+    assert checkpoint_dir().name == "sharp"
+    assert TwoGanConfig.from_json(checkpoint_dir() / "config.json") == preset("sharp")  # the model card's preset
+    assert TwoGanConfig.from_json(checkpoint_dir("lite") / "config.json") == preset("lite")
     ir, vis = sample_pair("tno_13")
     fused = Fuser().fuse_arrays(ir, vis)
     assert fused.shape == ir.shape and fused.dtype == np.uint8

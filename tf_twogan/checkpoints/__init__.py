@@ -1,13 +1,14 @@
 """Shipped checkpoints, installed as the package ``tf_twogan.checkpoints``.
 
-Each sub-folder holds the networks and the ``config.json`` that trained them: ``lite/``
-(the default) ``g1.keras``, ``g2.keras``, ``g3.keras``; ``fusiongan_lite/`` the FusionGAN
+Each sub-folder holds the networks and the ``config.json`` that trained them: ``sharp/``
+(the default: the ``sharp`` preset) and ``lite/`` (the paper's constants at the ``lite``
+widths) ``g1.keras``, ``g2.keras``, ``g3.keras``; ``fusiongan_lite/`` the FusionGAN
 baseline's ``g.keras``.  ``README.md`` is the model card.
 """
 from importlib.resources import files
 from pathlib import Path
 
-DEFAULT = "lite"
+DEFAULT = "sharp"
 
 
 def checkpoint_dir(name: str = DEFAULT) -> Path:
