@@ -63,7 +63,7 @@ def test_the_sharp_preset_is_lite_with_lambda_100_and_the_max_gradient_second_la
 
     sharp, lite = preset("sharp"), preset("lite")
     assert sharp.preset == "sharp" and sharp.loss.first_layer_content_weight == 100.0
-    assert sharp.second_layer == SecondLayerConfig(gradient_target="max_first_layer", epochs=10)
+    assert sharp.second_layer == SecondLayerConfig(gradient_target="max_first_layer", init="g1", epochs=10)
     assert sharp.replace(loss={"first_layer_content_weight": 2.0}, second_layer=SecondLayerConfig()) == \
         dataclasses.replace(lite, preset="sharp")
     with pytest.raises(ConfigError, match="two-layer GAN"):

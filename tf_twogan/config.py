@@ -300,10 +300,10 @@ FUSIONGAN_DATA = DataConfig(patch_size=132, stride=14)
 # ``sharp``: this project's named improvement on the paper's reading (README, "The second
 # layer"): the lite networks, FusionGAN's content weight 100 for the first layer (with the
 # paper's lambda = 2 the first-layer outputs stay soft), and GAN 3 asked for the stronger
-# Laplacian of I_IRV and I_VIR at each pixel, trained for 10 epochs.  Every other constant
-# is the paper's.
+# Laplacian of I_IRV and I_VIR at each pixel, starting from G1's weights, trained for 10
+# epochs.  Every other constant is the paper's.
 SHARP_LOSS = {"first_layer_content_weight": 100.0}
-SHARP_SECOND_LAYER = SecondLayerConfig(gradient_target="max_first_layer", epochs=10)
+SHARP_SECOND_LAYER = SecondLayerConfig(gradient_target="max_first_layer", init="g1", epochs=10)
 
 PRESETS = ("paper", "lite", "sharp")
 
