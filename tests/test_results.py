@@ -1,9 +1,10 @@
 """The committed TNO results recompute from the committed checkpoints with the public CLI.
 
-The issue's contract for ``results/tno_test_metrics.csv``: its ``two-layer-gan (shipped)``
-row must come out again from ``twogan fuse`` + ``twogan evaluate`` on the 10 TNO test
-pairs of ``split.json``; the FusionGAN row likewise from its shipped baseline, and the
-lambda = 100 chain's row (``results/lambda100_chain``) from its committed generators.
+The contract for ``results/tno_test_metrics.csv``: its ``two-layer-gan (shipped)`` row (the
+default ``sharp`` checkpoint) must come out again from ``twogan fuse`` + ``twogan evaluate``
+on the 10 TNO test pairs of ``split.json``; the ``lite`` and FusionGAN rows likewise from
+their shipped checkpoints, and the lambda = 100 chain's row (``results/lambda100_chain``)
+from its committed generators.
 """
 import csv
 import json
@@ -55,9 +56,10 @@ LAMBDA100 = RESULTS / "lambda100_chain"
 
 @pytest.mark.parametrize("table, method, checkpoint", [
     (RESULTS / "tno_test_metrics.csv", "two-layer-gan (shipped)", None),
+    (RESULTS / "tno_test_metrics.csv", "two-layer-gan (lite)", checkpoint_dir("lite")),
     (RESULTS / "tno_test_metrics.csv", "fusiongan (shipped baseline)", checkpoint_dir("fusiongan_lite")),
     (LAMBDA100 / "tno_test_metrics.csv", "two-layer-gan (lambda 100)", LAMBDA100),
-], ids=["shipped", "fusiongan", "lambda100"])
+], ids=["shipped", "lite", "fusiongan", "lambda100"])
 def test_the_committed_tno_row_recomputes_from_its_checkpoint(reproduce, tno_test, tmp_path, table, method, checkpoint):
     fused = tmp_path / "fused"
     arguments = ["fuse", "--ir", str(tno_test / "ir"), "--vis", str(tno_test / "vis"), "--out", str(fused)]
