@@ -407,8 +407,9 @@ def test_train_refuses_a_store_of_another_patch_size(mini_store, tmp_path, capsy
 
 def test_rerun_with_other_options_is_refused_in_one_line(mini_store, tmp_path, capsys):
     out = tmp_path / "run"
-    out.mkdir()
+    (out / "backup" / "gan1").mkdir(parents=True)
     preset("lite").replace(train={"epochs": 5}).to_json(out / "config.json")
+    (out / "backup" / "gan1" / "training_metadata.json").write_text('{"epoch": 1}')  # an epoch was trained
     code, err = run_cli(train_argv(mini_store, out), capsys)
     assert_one_line_error(code, err, "train", str(out), "another config", "train.epochs")
 
@@ -591,7 +592,7 @@ def test_kill_9_inside_an_atomic_write_then_rerun_finishes_cleanly(victim, mini_
     code, output = finish(twogan_process(argv, kill_before=victim))
     assert code == -signal.SIGKILL, output
     assert not (run / victim).exists()
-    assert list(run.glob(f".{Path(victim).stem}.*.tmp{Path(victim).suffix}")), "the temporary should be complete but unrenamed"
+    assert list(run.glob(f".twogan-tmp.*.{victim}")), "the temporary should be complete but unrenamed"
     stage = {"d1.keras": "gan1", "second_layer_store.h5": None, "g3.keras": "gan3"}[victim]
     if stage is not None:  # killed between the networks' saves: the backup of the last epoch is still there
         assert (run / "backup" / stage).is_dir() and history_epochs(run / f"history_{stage}.csv") == [0, 1, 2]

@@ -163,11 +163,16 @@ def atomic_path(target: str | os.PathLike) -> tuple[Path, Path]:
     """A temporary path beside ``target`` (same folder, same suffix) and the target.
 
     Write to the first, then ``os.replace`` it onto the second: readers never see a
-    half-written file, and a crash leaves at most a stray ``.tmp`` file.
+    half-written file, and a crash leaves at most a stray temporary,
+    ``.twogan-tmp.<pid>.<random>.<name>`` (it ends like the target, so Keras and
+    imageio pick the format; :func:`tf_twogan.locking.remove_stray_temporaries`
+    recognises it).
     """
+    from .locking import temporary_prefix
+
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
+    handle, temporary = tempfile.mkstemp(prefix=temporary_prefix(), suffix=f".{target.name}", dir=target.parent)
     os.close(handle)
     umask = os.umask(0)
     os.umask(umask)

@@ -17,7 +17,7 @@ one restarts from its last finished epoch, and the data stream restarts at the
 matching batch, so a resumed run sees the same batches as an uninterrupted one.
 Every file is written to a temporary name and renamed into place, so a process
 killed at any instant (``kill -9``) leaves only complete files under the final
-names (and stray ``.*.tmp.*`` files, removed by the next run).
+names (and stray ``.twogan-tmp.*`` files, removed by the next run).
 
 Training runs under a ``tf.distribute`` strategy (:func:`make_strategy`): the pair
 is built in ``strategy.scope()``, Keras splits each global batch over the replicas,
@@ -47,6 +47,8 @@ from .data import PatchStream
 from .gan import FUSIONGAN, GAN1, GAN2, GAN3, AdversarialPair, PairRoles
 from .gan import second_layer_roles as roles_for_second_layer
 from .images import atomic_path, to_uint8
+from .locking import FolderLock
+from .locking import remove_stray_temporaries as remove_temporaries_of_dead
 from .models import Discriminator, Generator, generate
 from .store import PatchStore, derive_store
 
@@ -177,7 +179,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         backup = Path(self.backup_dir)
         backup.mkdir(parents=True, exist_ok=True)
         weights = backup / f"epoch{self._current_epoch}.weights.h5"
-        temporary = backup / f".tmp{os.getpid()}.{weights.name}"  # Keras wants the .weights.h5 ending
+        temporary, _ = atomic_path(weights)  # ends in .weights.h5, as Keras wants
         try:
             self.model.save_weights(str(temporary), overwrite=True)
             os.replace(temporary, weights)
@@ -301,6 +303,12 @@ class RunFolder:
         return self.network(roles, "d").is_file() or not self.backup(roles).is_dir()
 
     @property
+    def started(self) -> bool:
+        """True once anything was trained here: a network, a second-layer store or an epoch's backup."""
+        return (any(self.root.glob("*.keras")) or self.second_layer_store.exists()
+                or any(self.root.glob(f"backup/*/{BACKUP_METADATA}")))
+
+    @property
     def config(self) -> Path:
         return self.root / "config.json"
 
@@ -325,6 +333,8 @@ def _check_config(run: RunFolder, config: TwoGanConfig) -> bool:
     if not run.config.is_file():
         return False
     existing = TwoGanConfig.from_json(run.config)
+    if existing != config and not run.started:
+        return False  # a run that failed before its first epoch binds nothing: the corrected config replaces it
     if existing != config:
         old, new = _flatten(existing.to_dict()), _flatten(config.to_dict())
         changed = sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
@@ -376,11 +386,8 @@ def adopt_first_layer(run: RunFolder, source: str | os.PathLike, config: TwoGanC
 
 
 def remove_stray_temporaries(run: RunFolder) -> list[Path]:
-    """Delete the ``.<name>.<random>.tmp.<suffix>`` files a killed process left in the run folder."""
-    stray = [path for path in run.root.glob(".*.tmp.*") if path.is_file()]
-    for path in stray:
-        path.unlink(missing_ok=True)
-    return stray
+    """Delete the temporaries a killed process left in the run folder (only the package's own, see :mod:`.locking`)."""
+    return remove_temporaries_of_dead(run.root)
 
 
 def make_strategy(strategy: str | tf.distribute.Strategy | None = None) -> tf.distribute.Strategy:
@@ -530,11 +537,12 @@ def train(store_path: str | os.PathLike, run_dir: str | os.PathLike, config: Two
                           f"{strategy.num_replicas_in_sync} replicas")
     configure_runtime(config.train.seed, config.train.precision)
     if is_chief(strategy):
-        run = open_run_folder(run_dir, config)
-        remove_stray_temporaries(run)
-        if first_layer_from is not None and config.method == "twogan":
-            adopt_first_layer(run, first_layer_from, config)
-        return _train_stages(run, store_path, config, verbose, callbacks, strategy)
+        with FolderLock(run_dir, "twogan train"):  # one trainer per run folder (issue 13)
+            run = open_run_folder(run_dir, config)
+            remove_stray_temporaries(run)
+            if first_layer_from is not None and config.method == "twogan":
+                adopt_first_layer(run, first_layer_from, config)
+            return _train_stages(run, store_path, config, verbose, callbacks, strategy)
     run = worker_run_folder(run_dir, config, strategy.cluster_resolver.task_id)
     try:
         _train_stages(run, store_path, config, verbose, callbacks, strategy)
