@@ -108,6 +108,9 @@ def _fuse(args: argparse.Namespace) -> None:
 
     written = fuse(args.ir, args.vis, args.out, checkpoint=args.checkpoint, tile=args.tile, precision=args.precision,
                    skip_unmatched=args.skip_unmatched, progress=not args.quiet)
+    skipped = getattr(written, "skipped", [])
+    if skipped:
+        print(f"{args.out}: kept {len(skipped)} output(s) already complete from an earlier run (delete them to fuse again)")
     print(written[0] if len(written) == 1 else f"{args.out}: {len(written)} fused images")
 
 

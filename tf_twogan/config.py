@@ -8,6 +8,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import reprlib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,46 @@ class ConfigError(ValueError):
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, so a huge value never floods a message."""
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = limit
+    short.maxlist = short.maxtuple = short.maxdict = 8
+    text = short.repr(value)
+    return text if len(text) <= 4 * limit else text[:4 * limit] + "..."
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    """Whether a config value has the declared type: bool only for bool, int not bool, float from int or float."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_type_ok(value, option) for option in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return type(value) is bool
+    if hint is int:
+        return type(value) is int
+    if hint is float:
+        return type(value) in (int, float)
+    if hint is str:
+        return type(value) is str
+    if typing.get_origin(hint) is tuple:
+        item = typing.get_args(hint)[0]
+        return type(value) is tuple and all(_type_ok(entry, item) for entry in value)
+    return isinstance(value, hint)
+
+
+def _check_types(instance: Any, section: str) -> None:
+    """Refuse any field of a config dataclass whose value has the wrong type, naming the field."""
+    hints = typing.get_type_hints(type(instance))
+    for item in dataclasses.fields(instance):
+        value = getattr(instance, item.name)
+        if not _type_ok(value, hints[item.name]):
+            hint = hints[item.name]
+            expected = hint.__name__ if isinstance(hint, type) else str(hint).replace("NoneType", "None")
+            raise ConfigError(f"{section}{item.name} must be of type {expected}, got {type(value).__name__} {_show(value)}")
 
 
 def _positive_ints(name: str, values: tuple[int, ...], length: int | None = None) -> None:
@@ -49,11 +92,12 @@ class GeneratorConfig:
     leaky_slope: float = 0.2
 
     def __post_init__(self) -> None:
+        _check_types(self, "generator.")
         _positive_ints("generator.widths", self.widths)
         _positive_ints("generator.kernel_sizes", self.kernel_sizes, len(self.widths))
         _require(all(k % 2 == 1 for k in self.kernel_sizes), f"generator.kernel_sizes must be odd, got {self.kernel_sizes}")
-        _require(self.input_mode in ("paired", "single"), f"generator.input_mode must be 'paired' or 'single', got {self.input_mode!r}")
-        _require(self.pad_mode in ("reflect", "none"), f"generator.pad_mode must be 'reflect' or 'none', got {self.pad_mode!r}")
+        _require(self.input_mode in ("paired", "single"), f"generator.input_mode must be 'paired' or 'single', got {_show(self.input_mode)}")
+        _require(self.pad_mode in ("reflect", "none"), f"generator.pad_mode must be 'reflect' or 'none', got {_show(self.pad_mode)}")
         _require(0.0 <= self.leaky_slope < 1.0, f"generator.leaky_slope must be in [0, 1), got {self.leaky_slope}")
 
 
@@ -71,6 +115,7 @@ class DiscriminatorConfig:
     leaky_slope: float = 0.2
 
     def __post_init__(self) -> None:
+        _check_types(self, "discriminator.")
         _positive_ints("discriminator.widths", self.widths)
         _require(0 <= self.batch_norm_from <= len(self.widths), f"discriminator.batch_norm_from must be in [0, {len(self.widths)}], got {self.batch_norm_from}")
         _require(0.0 <= self.leaky_slope < 1.0, f"discriminator.leaky_slope must be in [0, 1), got {self.leaky_slope}")
@@ -84,6 +129,7 @@ class LabelRange:
     high: float
 
     def __post_init__(self) -> None:
+        _check_types(self, "label range ")
         _require(self.low <= self.high, f"label range low must not exceed high, got [{self.low}, {self.high}]")
 
     @classmethod
@@ -108,6 +154,7 @@ class LossConfig:
     second_layer_content_weight: float = 100.0
 
     def __post_init__(self) -> None:
+        _check_types(self, "loss.")
         for name in ("gradient_weight", "first_layer_content_weight", "second_layer_content_weight"):
             _require(getattr(self, name) >= 0, f"loss.{name} must be >= 0, got {getattr(self, name)}")
 
@@ -135,15 +182,16 @@ class TrainConfig:
     shuffle_window: int = 8
 
     def __post_init__(self) -> None:
+        _check_types(self, "train.")
         _require(0 < self.learning_rate < float("inf"), f"train.learning_rate must be > 0 and finite, got {self.learning_rate}")
         _require(0 < self.adam_epsilon < 1, f"train.adam_epsilon must be in (0, 1), got {self.adam_epsilon}")
         for name in ("batch_size", "epochs", "discriminator_steps", "shuffle_window"):
             value = getattr(self, name)
-            _require(isinstance(value, int) and value > 0, f"train.{name} must be a positive integer, got {value!r}")
+            _require(isinstance(value, int) and value > 0, f"train.{name} must be a positive integer, got {_show(value)}")
         _require(self.steps_per_epoch is None or (isinstance(self.steps_per_epoch, int) and self.steps_per_epoch > 0),
-                 f"train.steps_per_epoch must be a positive integer or None, got {self.steps_per_epoch!r}")
-        _require(self.seed is None or isinstance(self.seed, int), f"train.seed must be an integer or None, got {self.seed!r}")
-        _require(self.precision in ("float32", "mixed_bfloat16"), f"train.precision must be 'float32' or 'mixed_bfloat16', got {self.precision!r}")
+                 f"train.steps_per_epoch must be a positive integer or None, got {_show(self.steps_per_epoch)}")
+        _require(self.seed is None or isinstance(self.seed, int), f"train.seed must be an integer or None, got {_show(self.seed)}")
+        _require(self.precision in ("float32", "mixed_bfloat16"), f"train.precision must be 'float32' or 'mixed_bfloat16', got {_show(self.precision)}")
 
 
 @dataclass(frozen=True)
@@ -154,9 +202,10 @@ class DataConfig:
     stride: int = 12
 
     def __post_init__(self) -> None:
+        _check_types(self, "data.")
         for name in ("patch_size", "stride"):
             value = getattr(self, name)
-            _require(isinstance(value, int) and value > 0, f"data.{name} must be a positive integer, got {value!r}")
+            _require(isinstance(value, int) and value > 0, f"data.{name} must be a positive integer, got {_show(value)}")
 
 
 SECOND_LAYER_TARGETS = ("paper", "irv", "vir", "max_first_layer", "max_sources")
@@ -188,12 +237,13 @@ class SecondLayerConfig:
     epochs: int | None = None
 
     def __post_init__(self) -> None:
+        _check_types(self, "second_layer.")
         for name in ("intensity_target", "gradient_target"):
             value = getattr(self, name)
-            _require(value in SECOND_LAYER_TARGETS, f"second_layer.{name} must be one of {', '.join(SECOND_LAYER_TARGETS)}, got {value!r}")
-        _require(self.init in SECOND_LAYER_INITS, f"second_layer.init must be one of {', '.join(SECOND_LAYER_INITS)}, got {self.init!r}")
+            _require(value in SECOND_LAYER_TARGETS, f"second_layer.{name} must be one of {', '.join(SECOND_LAYER_TARGETS)}, got {_show(value)}")
+        _require(self.init in SECOND_LAYER_INITS, f"second_layer.init must be one of {', '.join(SECOND_LAYER_INITS)}, got {_show(self.init)}")
         _require(self.epochs is None or (type(self.epochs) is int and self.epochs > 0),
-                 f"second_layer.epochs must be a positive integer or null, got {self.epochs!r}")
+                 f"second_layer.epochs must be a positive integer or null, got {_show(self.epochs)}")
 
 
 METHODS = ("twogan", "fusiongan")
@@ -218,8 +268,9 @@ class TwoGanConfig:
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
-        _require(self.method in METHODS, f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        _require(self.preset in PRESETS, f"preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
+        _check_types(self, "")
+        _require(self.method in METHODS, f"method must be one of {', '.join(METHODS)}, got {_show(self.method)}")
+        _require(self.preset in PRESETS, f"preset must be one of {', '.join(PRESETS)}, got {_show(self.preset)}")
         _require(self.format_version == FORMAT_VERSION, f"config format_version {self.format_version} is not {FORMAT_VERSION}")
 
     def replace(self, **sections: Any) -> "TwoGanConfig":
@@ -250,9 +301,11 @@ class TwoGanConfig:
     def from_json(cls, path: str | os.PathLike) -> "TwoGanConfig":
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise ConfigError(f"{path}: cannot read config ({error})") from None
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:  # ValueError: JSONDecodeError, UnicodeDecodeError
+            raise ConfigError(f"{path}: cannot read config ({type(error).__name__}: {_show(str(error), 200)})") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: cannot read config (JSON nested too deeply)") from None
         try:
             return cls.from_dict(data)
         except ConfigError as error:
@@ -266,20 +319,24 @@ def _from_dict(cls: type, data: Any, where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"unknown {where} key(s): {', '.join(unknown)}")
+        raise ConfigError(f"unknown {where} key(s): {', '.join(_show(key)[1:-1] for key in unknown)}")
     values = {}
     for name, value in data.items():
         default = fields[name].default_factory() if fields[name].default_factory is not dataclasses.MISSING else fields[name].default
         if dataclasses.is_dataclass(default):
             values[name] = _from_dict(type(default), value, f"{where}.{name}")
-        elif isinstance(default, tuple):
-            values[name] = tuple(value)
+        elif isinstance(default, tuple) and isinstance(value, list):
+            values[name] = tuple(value)  # JSON has no tuples; anything else is refused by the type check
         else:
             values[name] = value
     try:
         return cls(**values)
     except TypeError as error:
         raise ConfigError(f"{where}: {error}") from None
+    except ConfigError as error:
+        if cls is LabelRange:  # its own messages do not know which label it is
+            raise ConfigError(f"{where}: {error}") from None
+        raise
 
 
 LITE_GENERATOR = GeneratorConfig(widths=(32, 32, 16, 16))
@@ -320,10 +377,10 @@ def preset(name: str, method: str = "twogan") -> TwoGanConfig:
     :data:`SHARP_SECOND_LAYER`, the shipped default checkpoint's configuration.
     """
     if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r} (choose {', '.join(PRESETS)})")
+        raise ConfigError(f"unknown preset {_show(name)} (choose {', '.join(PRESETS)})")
     if name == "sharp":
         if method != "twogan":
-            raise ConfigError(f"preset 'sharp' is a two-layer GAN configuration, not one of method {method!r}")
+            raise ConfigError(f"preset 'sharp' is a two-layer GAN configuration, not one of method {_show(method)}")
         lite = preset("lite")
         return dataclasses.replace(lite.replace(loss=SHARP_LOSS, second_layer=SHARP_SECOND_LAYER), preset="sharp")
     if method == "twogan":
@@ -333,7 +390,7 @@ def preset(name: str, method: str = "twogan") -> TwoGanConfig:
                             discriminator=FUSIONGAN_DISCRIMINATOR, loss=FUSIONGAN_LOSS, data=FUSIONGAN_DATA,
                             train=TrainConfig(adam_epsilon=1e-8))
     else:
-        raise ConfigError(f"unknown method {method!r} (choose {' or '.join(METHODS)})")
+        raise ConfigError(f"unknown method {_show(method)} (choose {' or '.join(METHODS)})")
     if name == "lite":
         base = base.replace(generator={"widths": LITE_GENERATOR.widths}, discriminator={"widths": LITE_DISCRIMINATOR.widths},
                             train=dataclasses.replace(LITE_TRAIN, adam_epsilon=base.train.adam_epsilon))

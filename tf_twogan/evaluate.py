@@ -22,6 +22,7 @@ import csv
 import io
 import math
 import os
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -29,7 +30,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from tf_twogan import metrics as M
-from tf_twogan.images import ImageError, atomic_path, list_images, natural_key, read_image, to_gray_uint8, to_unit_scale
+from tf_twogan.images import MAX_PIXELS, ImageError, atomic_write, list_images, natural_key, read_image, to_gray_uint8, to_unit_scale
 
 __all__ = ["EvaluationResult", "evaluate_folders", "evaluate_vifb_style", "LOWER_IS_BETTER"]
 
@@ -175,11 +176,11 @@ def _check_names(ir_dir, vis_dir, methods: Mapping[str, Mapping[str, Path]]) -> 
 
 
 def _read_gray(path: Path) -> np.ndarray:
-    return to_gray_uint8(read_image(path))
+    return to_gray_uint8(read_image(path, MAX_PIXELS))
 
 
 def _read_as_stored(path: Path) -> np.ndarray:
-    image = read_image(path)
+    image = read_image(path, MAX_PIXELS)
     return to_unit_scale(image) if image.dtype == np.uint16 else image
 
 
@@ -193,6 +194,10 @@ def _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, 
         raise ValueError(f"color must be one of {M.COLORS}, got {color!r}")
     read = _read_gray if color == "gray" else _read_as_stored
     stems = _check_names(ir_dir, vis_dir, methods)
+    folders = {ir_dir, vis_dir, *(path.parent for files in methods.values() for path in files.values())}
+    for folder in folders:  # an output named like an input would overwrite it
+        if Path(out_dir).resolve() == Path(folder).resolve():
+            raise ImageError(f"{out_dir}: is an input folder; choose another output folder")
     ir_images, vis_images = list_images(ir_dir), list_images(vis_dir)
     sources: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     per_image: dict[str, dict[str, dict[str, float]]] = {m: {} for m in methods}
@@ -208,7 +213,10 @@ def _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, 
                 if fused.shape[:2] != ir.shape[:2]:
                     raise ImageError(f"sizes differ: {files[stem]} is {fused.shape[:2]}, "
                                      f"its sources {ir_images[stem].name}, {vis_images[stem].name} are {ir.shape[:2]}")
-                per_image[method][stem] = M.evaluate(ir, vis, fused, metrics=names, convention=convention, color=color)
+                try:
+                    per_image[method][stem] = M.evaluate(ir, vis, fused, metrics=names, convention=convention, color=color)
+                except ValueError as error:  # e.g. an image below SSIM's window
+                    raise ImageError(f"{files[stem]}: {error}") from None
                 bar.update(1)
     finally:
         bar.close()
@@ -226,16 +234,6 @@ def _nanmean(values: Sequence[float]) -> float:
 
 # ----------------------------------------------------------------------------
 # outputs
-
-
-def _write_text(path: Path, text: str) -> Path:
-    temporary, target = atomic_path(path)
-    try:
-        temporary.write_text(text, encoding="utf-8", newline="")
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return target
 
 
 def _csv_text(header: Sequence[str], rows: Iterable[Sequence]) -> str:
@@ -296,26 +294,31 @@ def plot_means(result: EvaluationResult, path: str | os.PathLike) -> Path:
         axes.set_axisbelow(True)
     figure.suptitle(f"Mean over {len(next(iter(result.per_image.values())))} image pairs "
                     f"({result.convention} convention, {result.color})", fontsize=10)
-    temporary, target = atomic_path(path)
-    try:
+    with atomic_write(path) as temporary:
         figure.savefig(temporary, format="png", dpi=120)
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return target
+    return Path(path)
 
 
 def write_outputs(result: EvaluationResult, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write the per-method CSVs, ``metrics_mean.csv``/``.md`` and ``metrics_mean.png``."""
+    """Write the per-method CSVs, ``metrics_mean.csv``/``.md`` and ``metrics_mean.png``: all or none.
+
+    Each file goes to its own temporary file first; only when all are complete are
+    they renamed into place, so a full disk leaves none of them (and no temporary).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files: dict[str, Path] = {}
     metrics = list(result.metrics)
-    for method, rows in result.per_image.items():
-        text = _csv_text(["image", *metrics], ([stem, *(row[k] for k in metrics)] for stem, row in rows.items()))
-        files[f"csv:{method}"] = _write_text(out / f"{method}_metrics.csv", text)
-    mean_rows = ([method, *(row[k] for k in metrics)] for method, row in result.means.items())
-    files["mean_csv"] = _write_text(out / "metrics_mean.csv", _csv_text(["method", *metrics], mean_rows))
-    files["markdown"] = _write_text(out / "metrics_mean.md", result.markdown())
-    files["plot"] = plot_means(result, out / "metrics_mean.png")
+    files: dict[str, Path] = {}
+    with ExitStack() as staged:
+        def stage(key: str, name: str) -> Path:
+            files[key] = out / name
+            return staged.enter_context(atomic_write(out / name))
+
+        for method, rows in result.per_image.items():
+            text = _csv_text(["image", *metrics], ([stem, *(row[k] for k in metrics)] for stem, row in rows.items()))
+            stage(f"csv:{method}", f"{method}_metrics.csv").write_text(text, encoding="utf-8", newline="")
+        mean_rows = ([method, *(row[k] for k in metrics)] for method, row in result.means.items())
+        stage("mean_csv", "metrics_mean.csv").write_text(_csv_text(["method", *metrics], mean_rows), encoding="utf-8", newline="")
+        stage("markdown", "metrics_mean.md").write_text(result.markdown(), encoding="utf-8", newline="")
+        plot_means(result, stage("plot", "metrics_mean.png"))
     return files

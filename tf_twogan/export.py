@@ -18,6 +18,7 @@ Example:
 """
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -25,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .images import OutputError
+from .locking import temporary_prefix
 
 SIGNATURES = ("serving_default", "serving_uint8")
 
@@ -86,12 +90,17 @@ def export_savedmodel(checkpoint: str | os.PathLike | None, out_dir: str | os.Pa
         raise ExportError(f"{out_dir}: already exists; choose a new version number")
     module = _fusion_module(checkpoint)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    temporary = Path(tempfile.mkdtemp(prefix=temporary_prefix(), suffix=f".{out_dir.name}", dir=out_dir.parent))
     try:
-        tf.saved_model.save(module, str(temporary), signatures={
-            "serving_default": module.fuse.get_concrete_function(),
-            "serving_uint8": module.fuse_uint8.get_concrete_function(),
-        })
+        try:
+            tf.saved_model.save(module, str(temporary), signatures={
+                "serving_default": module.fuse.get_concrete_function(),
+                "serving_uint8": module.fuse_uint8.get_concrete_function(),
+            })
+        except (tf.errors.ResourceExhaustedError, OSError) as error:
+            if "No space left" not in str(error) and getattr(error, "errno", None) != errno.ENOSPC:
+                raise
+            raise OutputError(f"{out_dir}: cannot be written: No space left on device (nothing written)") from None
         os.chmod(temporary, 0o755)  # mkdtemp's 0700 would hide the model from a server running as another user
         os.rename(temporary, out_dir)
     finally:

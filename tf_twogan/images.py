@@ -5,10 +5,13 @@ is an :class:`ImageError` whose message names the file and the problem.
 """
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -19,15 +22,34 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 BT601_LUMA = np.array([0.299, 0.587, 0.114])
 
 
+# ``evaluate`` and ``prepare`` hold several float copies of each image (about 220
+# bytes per pixel in evaluate): refuse larger images rather than exhaust memory.
+MAX_PIXELS = 50_000_000
+
+# Errors of a full disk or quota: reported in one line naming the output file.
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
 class ImageError(ValueError):
     """An image file is missing, unreadable or unusable; the message names it."""
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as stored: (H, W) or (H, W, C) with C in 1, 3, 4.
+class OutputError(OSError):
+    """An output file could not be written (disk full, quota); the message names it."""
 
-    Rejects missing, empty, undecodable and non-finite files and images of an
-    unsupported shape or dtype with an :class:`ImageError` naming the file.
+
+def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
+    """Read an image file: (H, W) or (H, W, C) with C in 1, 3, 4, as it is meant to be seen.
+
+    * EXIF orientation is applied (a phone's portrait JPEG comes upright);
+    * CMYK (JPEG, TIFF) is converted to RGB by Pillow;
+    * float images: values in 0..1 are taken as 0..1 and scaled to 0..255, values
+      in 0..255 as 0..255 (so a float image whose maximum is at most 1 is always read
+      as 0..1); values below 0 or above 255 are refused.
+
+    Rejects missing, empty, undecodable and non-finite files, images of an
+    unsupported shape or dtype and, with ``max_pixels``, images of more pixels
+    (checked from the header, before decoding), with an :class:`ImageError` naming the file.
     """
     import imageio.v3 as iio
 
@@ -38,8 +60,12 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageError(f"{path}: is a folder, expected an image file")
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: file is empty")
+    if max_pixels is not None:
+        _check_pixel_budget(path, max_pixels)
     try:
-        image = np.asarray(iio.imread(path))
+        image = _read_with_pillow_fixes(path)
+        if image is None:
+            image = np.asarray(iio.imread(path))
     except Exception as error:  # imageio raises many types for corrupt files
         raise ImageError(f"{path}: cannot be read as an image ({type(error).__name__}: {error})") from None
     if image.ndim == 3 and image.shape[-1] == 1:
@@ -50,9 +76,54 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageError(f"{path}: image is empty (shape {image.shape})")
     if image.dtype not in (np.uint8, np.uint16) and not np.issubdtype(image.dtype, np.floating):
         raise ImageError(f"{path}: unsupported pixel type {image.dtype} (expected uint8, uint16 or float)")
-    if np.issubdtype(image.dtype, np.floating) and not np.all(np.isfinite(image)):
-        raise ImageError(f"{path}: contains NaN or infinite pixel values")
+    if np.issubdtype(image.dtype, np.floating):
+        image = _float_to_255(image, path)
     return image
+
+
+def _float_to_255(image: np.ndarray, path: Path) -> np.ndarray:
+    """A float image on the 0..255 scale: 0..1 is scaled by 255, 0..255 kept, anything else refused."""
+    if not np.all(np.isfinite(image)):
+        raise ImageError(f"{path}: contains NaN or infinite pixel values")
+    low, high = float(image.min()), float(image.max())
+    if low < 0 or high > 255:
+        raise ImageError(f"{path}: float pixel values {low:g}..{high:g} are outside 0..1 and 0..255")
+    return image * image.dtype.type(255) if high <= 1 else image
+
+
+def _check_pixel_budget(path: Path, max_pixels: int) -> None:
+    """Refuse an image of more than ``max_pixels`` pixels from its header (nothing decoded)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as opened:
+            width, height = opened.size
+    except Exception:  # not readable by Pillow: the decoder below names the problem
+        return
+    if width * height > max_pixels:
+        raise ImageError(f"{path}: image of {width}x{height} pixels is larger than the {max_pixels // 1_000_000} "
+                         "megapixels this command holds in memory; crop or downscale it")
+
+
+def _read_with_pillow_fixes(path: Path) -> np.ndarray | None:
+    """The decoded image if it needs EXIF orientation or a CMYK conversion, else None (imageio reads it as is)."""
+    from PIL import Image, ImageOps
+
+    try:
+        opened = Image.open(path)
+    except Exception:
+        return None
+    with opened:
+        orientation = opened.getexif().get(0x0112, 1)
+        if opened.mode != "CMYK" and orientation in (1, None):
+            return None
+        upright = ImageOps.exif_transpose(opened)
+        mode = _PILLOW_CONVERSIONS.get(upright.mode)
+        return np.asarray(upright.convert(mode) if mode else upright)
+
+
+# Pillow modes that are not an array of gray or RGB(A) values as they stand.
+_PILLOW_CONVERSIONS = {"CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "P": "RGBA", "PA": "RGBA", "1": "L", "LA": "L"}
 
 
 def is_gray_as_rgb(image: np.ndarray) -> bool:
@@ -98,23 +169,25 @@ def to_gray_uint8(image: np.ndarray) -> np.ndarray:
     return to_uint8(to_gray(image))
 
 
-def read_gray_uint8(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as a 2-D uint8 gray array (see :func:`to_gray_uint8`)."""
-    return to_gray_uint8(read_image(path))
+def read_gray_uint8(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
+    """Read an image file as a 2-D uint8 gray array (see :func:`to_gray_uint8` and :func:`read_image`)."""
+    return to_gray_uint8(read_image(path, max_pixels))
 
 
 def list_images(folder: str | os.PathLike) -> dict[str, Path]:
-    """Map each image's stem to its path in ``folder`` (non-recursive, sorted).
+    """Map each image's stem to its path in ``folder`` (non-recursive, sorted; this package's temporaries left out).
 
     Raises :class:`ImageError` for a missing or empty folder, and for two files
     with the same stem (``a.png`` and ``a.jpg``), which would pair ambiguously.
     """
+    from .locking import temporary_owner
+
     folder = Path(folder)
     if not folder.is_dir():
         raise ImageError(f"{folder}: no such folder")
     found: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and temporary_owner(path) is None:
             if path.stem in found:
                 raise ImageError(f"{folder}: two images share the name {path.stem!r} ({found[path.stem].name}, {path.name})")
             found[path.stem] = path
@@ -180,14 +253,55 @@ def atomic_path(target: str | os.PathLike) -> tuple[Path, Path]:
     return Path(temporary), target
 
 
+@contextmanager
+def atomic_write(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` when the block succeeds.
+
+    On any error the temporary is removed and ``target`` is untouched; a full disk
+    or quota becomes an :class:`OutputError` naming ``target``.
+    """
+    temporary, target = atomic_path(target)
+    try:
+        yield temporary
+        os.replace(temporary, target)
+    except OSError as error:
+        if error.errno in _NO_SPACE:
+            raise OutputError(f"{target}: cannot be written: {os.strerror(error.errno)} (nothing written under this name)") from None
+        raise
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
     """Write ``image`` (uint8 or uint16) atomically; the format follows the suffix."""
     import imageio.v3 as iio
 
-    temporary, target = atomic_path(path)
-    try:
-        iio.imwrite(temporary, image, extension=target.suffix.lower())
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return target
+    with atomic_write(path) as temporary:
+        iio.imwrite(temporary, image, extension=Path(path).suffix.lower())
+    return Path(path)
+
+
+def require_free_space(output: str | os.PathLike, needed: int, what: str = "") -> None:
+    """Raise :class:`OutputError` naming ``output`` if its file system has less than ``needed`` bytes free.
+
+    For writers that a full disk would crash rather than fail cleanly (libhdf5).
+    ``what`` says what the estimate covers, for the message.
+    """
+    output = Path(output)
+    existing = next((parent for parent in (output, *output.parents) if parent.exists()), Path("."))
+    free = shutil.disk_usage(existing).free
+    if free < needed:
+        raise OutputError(f"{output}: not enough free disk space ({free / 2**20:.1f} MiB free, about "
+                          f"{needed / 2**20:.1f} MiB needed{' for ' + what if what else ''}); nothing was written")
+
+
+def refuse_output_over_inputs(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | None],
+                              flag: str = "--out") -> None:
+    """Raise :class:`ImageError` if ``out`` is one of the input files or folders, or lies inside an input folder."""
+    out_resolved = Path(out).resolve()
+    for source in inputs:
+        if source is None:
+            continue
+        source_resolved = Path(source).resolve()
+        if out_resolved == source_resolved or (source_resolved.is_dir() and source_resolved in out_resolved.parents):
+            raise ImageError(f"{out}: {flag} is, or is inside, the input {source}; choose an output outside the inputs")

@@ -30,6 +30,7 @@ from typing import Iterator
 import numpy as np
 
 from .images import IMAGE_SUFFIXES, ImageError, is_gray_as_rgb, list_images, natural_key, read_image, to_uint8, write_image
+from .locking import remove_stray_temporaries
 
 PRECISIONS = ("float32", "bfloat16")
 # Without an explicit tile, an image is tiled when its widest float32 activation
@@ -371,7 +372,11 @@ class Fuser:
 
         Names found in only one folder are listed in an :class:`ImageError` unless
         ``skip_unmatched``, in which case the matched pairs are fused and the others
-        ignored.  Returns the written paths in natural name order.
+        ignored.  Every pair is checked before the first output is written.  Outputs
+        already in ``out_dir`` are complete (each is written atomically) and kept, so
+        a rerun after an interruption fuses only the rest; the temporaries of the
+        interrupted run are removed.  Returns the output paths in natural name order
+        (a :class:`FusedFolder`, whose ``skipped`` lists the outputs kept).
         """
         ir_images, vis_images = list_images(ir_dir), list_images(vis_dir)
         only_ir = sorted(set(ir_images) - set(vis_images), key=natural_key)
@@ -389,10 +394,28 @@ class Fuser:
                 raise ImageError(f"{out_dir}: is an input folder; choose another output folder")
         from tqdm.auto import tqdm
 
-        written = []
-        for name in tqdm(names, desc="fuse", unit="pair", disable=not progress):
-            written.append(self.fuse_files(ir_images[name], vis_images[name], Path(out_dir) / f"{name}{suffix}"))
-        return written
+        remove_stray_temporaries(out_dir)  # left by an interrupted run
+        result = FusedFolder()
+        targets = {name: Path(out_dir) / f"{name}{suffix}" for name in names}
+        result.skipped = [targets[name] for name in names if targets[name].is_file()]
+        todo = [name for name in names if not targets[name].is_file()]
+        for name in tqdm(todo, desc="check", unit="pair", disable=not progress):  # every pair before any output
+            self.check_files(ir_images[name], vis_images[name])
+        for name in tqdm(todo, desc="fuse", unit="pair", disable=not progress):
+            self.fuse_files(ir_images[name], vis_images[name], targets[name])
+        result.extend(targets[name] for name in names)
+        return result
+
+    def check_files(self, ir_path: str | os.PathLike, vis_path: str | os.PathLike) -> None:
+        """Raise :class:`ImageError` naming the file if this pair cannot be fused (unreadable, sizes, too small)."""
+        self._check_pair(split_luma(read_image(ir_path), str(ir_path)), split_luma(read_image(vis_path), str(vis_path)),
+                         str(ir_path), str(vis_path))
+
+
+class FusedFolder(list):
+    """The output paths of a folder fusion; ``skipped``: those already there, kept and not fused again."""
+
+    skipped: list[Path]
 
 
 def fuse(ir: str | os.PathLike, vis: str | os.PathLike, out: str | os.PathLike, checkpoint: str | os.PathLike | None = None,

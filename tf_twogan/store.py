@@ -16,13 +16,14 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import h5py
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .images import ImageError, atomic_path, natural_key, pair_folders, read_gray_uint8
+from .images import (MAX_PIXELS, ImageError, atomic_write, natural_key, pair_folders, read_gray_uint8, refuse_output_over_inputs,
+                     require_free_space)
 
 FORMAT_NAME = "tf_twogan.patch_store"
 FORMAT_VERSION = 1
@@ -43,8 +44,15 @@ def patch_positions(height: int, width: int, patch_size: int, stride: int) -> np
 
 def crop_patches(image: np.ndarray, patch_size: int, stride: int) -> np.ndarray:
     """All patches of a 2-D image in :func:`patch_positions` order: (K, P, P, 1), a copy."""
+    return np.concatenate(list(crop_patch_blocks(image, patch_size, stride)))
+
+
+def crop_patch_blocks(image: np.ndarray, patch_size: int, stride: int, patches: int = CHUNK_PATCHES * 16) -> Iterator[np.ndarray]:
+    """:func:`crop_patches` in consecutive blocks of whole patch rows (about ``patches`` each), so memory stays bounded."""
     windows = sliding_window_view(image, (patch_size, patch_size))[::stride, ::stride]
-    return windows.reshape(-1, patch_size, patch_size)[..., None].copy()
+    rows = max(1, patches // max(1, windows.shape[1]))
+    for first in range(0, max(1, windows.shape[0]), rows):
+        yield windows[first:first + rows].reshape(-1, patch_size, patch_size)[..., None].copy()
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -53,6 +61,11 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def index_bytes(patches: int) -> int:
+    """Bytes of a store's ``index`` dataset: (source, y, x) int32 per patch."""
+    return patches * 3 * 4
 
 
 def _progress(total: int, description: str, enabled: bool):
@@ -89,47 +102,52 @@ def write_patch_store(
     if total == 0:
         raise StoreError(f"{out}: no {patch_size}x{patch_size} patch fits in any source image")
 
-    temporary, target = atomic_path(out)
-    try:
-        with h5py.File(temporary, "w") as handle, _progress(total, f"writing {target.name}", progress) as bar:
-            datasets = {kind: handle.create_dataset(
-                kind, (total, patch_size, patch_size, 1), dtype="u1", chunks=(min(CHUNK_PATCHES, total), patch_size, patch_size, 1),
-                compression="gzip", compression_opts=1) for kind in kinds}
-            index = np.zeros((total, 3), dtype=np.int32)
-            digests = {kind: hashlib.sha256() for kind in kinds}
-            start = 0
-            for source_number, ((name, images), count) in enumerate(zip(sources, counts)):
-                if count:
-                    height, width = next(iter(images.values())).shape
-                    index[start:start + count, 0] = source_number
-                    index[start:start + count, 1:] = patch_positions(height, width, patch_size, stride)
-                    for kind, image in images.items():
-                        patches = crop_patches(image, patch_size, stride)
-                        datasets[kind][start:start + count] = patches
+    stored_bytes = total * patch_size * patch_size * len(kinds) + index_bytes(total)
+    if keep_sources:
+        stored_bytes += sum(image.nbytes for _, images in sources for image in images.values())
+    require_free_space(out, stored_bytes + 2**20, "the uncompressed patches")
+    # h5py writes through a Python file object: a full disk then raises OSError here
+    # (atomic_write reports it naming the store) instead of crashing inside libhdf5.
+    target = Path(out)
+    with atomic_write(out) as temporary, open(temporary, "w+b") as raw, h5py.File(raw, "w") as handle, \
+            _progress(total, f"writing {target.name}", progress) as bar:
+        datasets = {kind: handle.create_dataset(
+            kind, (total, patch_size, patch_size, 1), dtype="u1", chunks=(min(CHUNK_PATCHES, total), patch_size, patch_size, 1),
+            compression="gzip", compression_opts=1) for kind in kinds}
+        index = np.zeros((total, 3), dtype=np.int32)
+        digests = {kind: hashlib.sha256() for kind in kinds}
+        start = 0
+        for source_number, ((name, images), count) in enumerate(zip(sources, counts)):
+            if count:
+                height, width = next(iter(images.values())).shape
+                index[start:start + count, 0] = source_number
+                index[start:start + count, 1:] = patch_positions(height, width, patch_size, stride)
+                for kind, image in images.items():
+                    row = start
+                    for patches in crop_patch_blocks(image, patch_size, stride):
+                        datasets[kind][row:row + len(patches)] = patches
                         digests[kind].update(patches.tobytes())
-                if keep_sources:
-                    for kind, image in images.items():
-                        key = f"sources/{kind}/{name}"
-                        handle.create_dataset(key, data=image, compression="gzip", compression_opts=1)
-                        digests[key] = hashlib.sha256(np.ascontiguousarray(image).tobytes())
-                start += count
-                bar.update(count)
-            handle.create_dataset("index", data=index)
-            digests["index"] = hashlib.sha256(index.tobytes())
-            handle.attrs.update({
-                "format": FORMAT_NAME,
-                "format_version": FORMAT_VERSION,
-                "patch_size": patch_size,
-                "stride": stride,
-                "kinds": json.dumps(kinds),
-                "source_names": json.dumps([name for name, _ in sources]),
-                "patch_count": total,
-                "content_sha256": json.dumps({key: digest.hexdigest() for key, digest in sorted(digests.items())}),
-                **{key: value if isinstance(value, (int, float, str)) else json.dumps(value) for key, value in (attributes or {}).items()},
-            })
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
+                        row += len(patches)
+            if keep_sources:
+                for kind, image in images.items():
+                    key = f"sources/{kind}/{name}"
+                    handle.create_dataset(key, data=image, compression="gzip", compression_opts=1)
+                    digests[key] = hashlib.sha256(np.ascontiguousarray(image).tobytes())
+            start += count
+            bar.update(count)
+        handle.create_dataset("index", data=index)
+        digests["index"] = hashlib.sha256(index.tobytes())
+        handle.attrs.update({
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "patch_size": patch_size,
+            "stride": stride,
+            "kinds": json.dumps(kinds),
+            "source_names": json.dumps([name for name, _ in sources]),
+            "patch_count": total,
+            "content_sha256": json.dumps({key: digest.hexdigest() for key, digest in sorted(digests.items())}),
+            **{key: value if isinstance(value, (int, float, str)) else json.dumps(value) for key, value in (attributes or {}).items()},
+        })
     return target
 
 
@@ -158,10 +176,11 @@ def prepare_store(
         if not isinstance(subsets.get(subset), list):
             raise StoreError(f"{split}: has no list of pairs named {subset!r}")
         names = sorted(subsets[subset], key=natural_key)
+    refuse_output_over_inputs(out, (ir_dir, vis_dir, split))
     pairs = pair_folders(ir_dir, vis_dir, names)
     sources, hashes = [], {}
     for name, ir_path, vis_path in pairs:
-        ir, vis = read_gray_uint8(ir_path), read_gray_uint8(vis_path)
+        ir, vis = read_gray_uint8(ir_path, MAX_PIXELS), read_gray_uint8(vis_path, MAX_PIXELS)
         if ir.shape != vis.shape:
             raise ImageError(f"{ir_path} and {vis_path}: sizes differ ({ir.shape[1]}x{ir.shape[0]} vs {vis.shape[1]}x{vis.shape[0]})")
         sources.append((name, {"ir": ir, "vis": vis}))
