@@ -276,8 +276,9 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
     """Write ``image`` (uint8 or uint16) atomically; the format follows the suffix."""
     import imageio.v3 as iio
 
+    encoded = iio.imwrite("<bytes>", image, extension=Path(path).suffix.lower())  # a full disk then fails in our write
     with atomic_write(path) as temporary:
-        iio.imwrite(temporary, image, extension=Path(path).suffix.lower())
+        temporary.write_bytes(encoded)
     return Path(path)
 
 

@@ -29,6 +29,7 @@ FORMAT_NAME = "tf_twogan.patch_store"
 FORMAT_VERSION = 1
 CHUNK_PATCHES = 64
 SOURCE_KINDS = ("ir", "vis")
+REQUIRED_ATTRIBUTES = ("format", "format_version", "patch_size", "stride", "kinds", "source_names", "patch_count")
 
 
 class StoreError(ValueError):
@@ -219,20 +220,72 @@ class PatchStore:
             raise
 
     def _validate(self, kinds: tuple[str, ...], patch_size: int | None) -> None:
+        """Check every attribute and the datasets' dtypes and shapes (cheap: nothing is decompressed)."""
+        try:
+            self._check_attributes(patch_size)
+            self._check_datasets(kinds)
+        except StoreError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError) as error:  # an unreadable or mangled attribute/object
+            raise StoreError(f"{self.path}: damaged patch store ({type(error).__name__}: {error})") from None
+
+    def _check_attributes(self, patch_size: int | None) -> None:
         attrs = self.file.attrs
         if attrs.get("format") != FORMAT_NAME:
             raise StoreError(f"{self.path}: not a tf_twogan patch store (format attribute {attrs.get('format')!r})")
         if attrs.get("format_version") != FORMAT_VERSION:
             raise StoreError(f"{self.path}: store format version {attrs.get('format_version')}, this tf_twogan reads version {FORMAT_VERSION}")
+        missing = [name for name in REQUIRED_ATTRIBUTES if name not in attrs]
+        if missing:
+            raise StoreError(f"{self.path}: missing attribute(s) {', '.join(missing)} (damaged, or not made by twogan prepare)")
+        for name in ("patch_size", "stride", "patch_count"):
+            value = attrs[name]
+            if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)) or value < 1:
+                raise StoreError(f"{self.path}: attribute {name} must be a positive integer, got {value!r}")
+        for name in ("kinds", "source_names"):
+            value = self.attribute(name)
+            if not isinstance(value, list) or not all(isinstance(entry, str) for entry in value) or (name == "kinds" and not value):
+                raise StoreError(f"{self.path}: attribute {name} must be a JSON list of names, got {str(attrs[name])[:80]!r}")
         if patch_size is not None and attrs["patch_size"] != patch_size:
             raise StoreError(f"{self.path}: patches are {attrs['patch_size']}x{attrs['patch_size']}, expected {patch_size}x{patch_size}")
-        missing = [kind for kind in kinds if kind not in self.file]
-        if missing or "index" not in self.file:
-            raise StoreError(f"{self.path}: missing dataset(s) {', '.join(missing or ['index'])}")
-        count = int(attrs["patch_count"])
+
+    def _check_datasets(self, kinds: tuple[str, ...]) -> None:
+        missing = [name for name in dict.fromkeys((*kinds, *self.kinds, "index")) if not isinstance(self.file.get(name), h5py.Dataset)]
+        if missing:
+            raise StoreError(f"{self.path}: missing dataset(s) {', '.join(missing)}")
+        count, side = len(self), self.patch_size
+        for kind in self.kinds:
+            dataset = self.file[kind]
+            if dataset.dtype != np.uint8 or dataset.shape[1:] != (side, side, 1):
+                raise StoreError(f"{self.path}: dataset {kind} is {dataset.dtype} {dataset.shape}, "
+                                 f"expected uint8 (N, {side}, {side}, 1)")
+        index = self.file["index"]
+        if index.ndim != 2 or index.shape[1] != 3 or not np.issubdtype(index.dtype, np.integer):
+            raise StoreError(f"{self.path}: dataset index is {index.dtype} {index.shape}, expected integers (N, 3)")
         lengths = {name: self.file[name].shape[0] for name in (*self.kinds, "index")}
         if any(length != count for length in lengths.values()):
             raise StoreError(f"{self.path}: dataset lengths {lengths} disagree with patch_count {count}")
+
+    def check_layout(self) -> None:
+        """The index must be exactly the patch grid (patch size, stride) of each stored source image.
+
+        Catches a wrong ``stride`` or ``source_names`` up front, instead of when the
+        second-layer store is cut after GAN 1 and GAN 2 have trained.  Stores without
+        source images (the second-layer store) have nothing to check against.
+        """
+        names, index = self.source_names, self.index
+        if "sources" not in self.file:
+            return
+        if index.size and (index[:, 0].min() < 0 or index[:, 0].max() >= len(names)):
+            raise StoreError(f"{self.path}: index names source numbers outside the {len(names)} source_names")
+        for number, name in enumerate(names):
+            key = f"sources/{SOURCE_KINDS[0]}/{name}"
+            if not all(f"sources/{kind}/{name}" in self.file for kind in SOURCE_KINDS):
+                raise StoreError(f"{self.path}: has no source images for {name!r} (source_names and sources disagree)")
+            expected = patch_positions(*self.file[key].shape[:2], self.patch_size, self.stride)
+            if not np.array_equal(index[index[:, 0] == number, 1:], expected):
+                raise StoreError(f"{self.path}: patch positions of source {name!r} are not the {self.patch_size}-pixel "
+                                 f"grid at stride {self.stride} (wrong stride attribute, or a damaged index)")
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -266,8 +319,11 @@ class PatchStore:
         return int(self.file.attrs["patch_count"])
 
     def read(self, kind: str, start: int, stop: int) -> np.ndarray:
-        """Patches ``start:stop`` of one kind, (n, P, P, 1) uint8."""
-        return self.file[kind][start:stop]
+        """Patches ``start:stop`` of one kind, (n, P, P, 1) uint8; a read error is a :class:`StoreError` naming the store."""
+        try:
+            return self.file[kind][start:stop]
+        except OSError as error:
+            raise StoreError(f"{self.path}: dataset {kind} cannot be read at patches {start}:{stop} (damaged? {error})") from None
 
     def source_image(self, kind: str, name: str) -> np.ndarray:
         """The whole source image of one kind and pair, as stored at preparation."""
@@ -323,6 +379,7 @@ def verify_store(path: str | os.PathLike, check_sources: bool = True) -> list[st
     """
     report = []
     with PatchStore(path) as store:
+        store.check_layout()
         expected = store.attribute("content_sha256")
         if not isinstance(expected, dict):
             raise StoreError(f"{store.path}: records no content checksum (made by an older tf_twogan?)")

@@ -46,15 +46,16 @@ from .config import ConfigError, TwoGanConfig
 from .data import PatchStream
 from .gan import FUSIONGAN, GAN1, GAN2, GAN3, AdversarialPair, PairRoles
 from .gan import second_layer_roles as roles_for_second_layer
-from .images import atomic_path, to_uint8
+from .images import atomic_path, require_free_space, to_uint8
 from .locking import FolderLock
 from .locking import remove_stray_temporaries as remove_temporaries_of_dead
 from .models import Discriminator, Generator, generate
-from .store import PatchStore, derive_store
+from .store import PatchStore, derive_store, verify_store
 
 SECOND_LAYER_STORE = "second_layer_store.h5"
 NETWORK_NUMBERS = {"gan1": "1", "gan2": "2", "gan3": "3", "fusiongan": ""}
 STRATEGIES = ("default", "mirrored", "multiworker")
+TRAIN_SPACE_MARGIN = 64 * 2**20  # networks, backups, histories and logs of a run, with room to spare
 
 
 class CheckpointError(ValueError):
@@ -531,6 +532,9 @@ def train(store_path: str | os.PathLike, run_dir: str | os.PathLike, config: Two
     """
     store_path = Path(store_path)
     PatchStream(store_path, ("ir", "vis"), config.train.batch_size, patch_size=config.data.patch_size)  # validates first
+    verify_store(store_path, check_sources=False)  # layout and checksums: a damaged store fails now, not mid-training
+    # libhdf5 (Keras' weight saves) crashes on a full disk: refuse up front (second-layer store <= this store, + networks)
+    require_free_space(run_dir, store_path.stat().st_size + TRAIN_SPACE_MARGIN, "the second-layer store and the networks")
     strategy = make_strategy(strategy)  # before any TensorFlow op (MultiWorkerMirroredStrategy needs that)
     if config.train.batch_size % strategy.num_replicas_in_sync:
         raise ConfigError(f"train.batch_size {config.train.batch_size} is not a multiple of the "
