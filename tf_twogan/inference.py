@@ -397,8 +397,9 @@ class Fuser:
         remove_stray_temporaries(out_dir)  # left by an interrupted run
         result = FusedFolder()
         targets = {name: Path(out_dir) / f"{name}{suffix}" for name in names}
-        result.skipped = [targets[name] for name in names if targets[name].is_file()]
-        todo = [name for name in names if not targets[name].is_file()]
+        done = {name for name in names if targets[name].is_file() and not targets[name].is_symlink()}  # a link is replaced
+        result.skipped = [targets[name] for name in names if name in done]
+        todo = [name for name in names if name not in done]
         for name in tqdm(todo, desc="check", unit="pair", disable=not progress):  # every pair before any output
             self.check_files(ir_images[name], vis_images[name])
         for name in tqdm(todo, desc="fuse", unit="pair", disable=not progress):
