@@ -55,7 +55,9 @@ def test_a_second_train_on_a_busy_run_folder_exits_2_naming_the_holder_pid(mini_
     argv = train_argv(mini_store, run, "--epochs", "50", "--steps-per-epoch", "4")
     first = twogan(argv, tmp_path)
     try:
-        wait_for(lambda: history_epochs(run / "history_gan1.csv"), first)  # the first one is training
+        lock_file = run / "twogan.lock"  # written once the first one holds the lock (before the fix: its first epoch)
+        wait_for(lambda: (lock_file.is_file() and lock_file.read_text().strip() == str(first.pid))
+                 or history_epochs(run / "history_gan1.csv"), first, seconds=900)
         code, err = run_cli(argv, capsys)
         assert_one_line_error(code, err, "train", str(run), f"pid {first.pid}", "in use")
         assert first.poll() is None, "the first trainer must be unharmed"
@@ -65,7 +67,6 @@ def test_a_second_train_on_a_busy_run_folder_exits_2_naming_the_holder_pid(mini_
     # the killed holder's lock file is stale: the next lock takes it over
     from tf_twogan.locking import FolderLock
 
-    lock_file = run / "twogan.lock"
     assert lock_file.read_text().strip() == str(first.pid)
     with FolderLock(run, "twogan train"):
         assert lock_file.read_text().strip() == str(os.getpid())
