@@ -12,10 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_write
+from .errors import TwoGanError
+
 FORMAT_VERSION = 1
 
 
-class ConfigError(ValueError):
+class ConfigError(TwoGanError, ValueError):
     """A configuration value is unknown or out of range; the message names it."""
 
 
@@ -239,12 +242,9 @@ class TwoGanConfig:
         return _from_dict(cls, data, "config")
 
     def to_json(self, path: str | os.PathLike) -> Path:
-        from .images import atomic_path
-
-        temporary, target = atomic_path(path)
-        temporary.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
-        os.replace(temporary, target)
-        return target
+        with atomic_write(path) as temporary:
+            temporary.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        return Path(path)
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> "TwoGanConfig":

@@ -29,7 +29,9 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from tf_twogan import metrics as M
-from tf_twogan.images import ImageError, atomic_path, list_images, natural_key, read_image, to_gray_uint8, to_unit_scale
+from tf_twogan.atomic import atomic_write
+from tf_twogan.config import ConfigError
+from tf_twogan.images import ImageError, list_images, natural_key, read_image, to_gray_uint8, to_unit_scale
 
 __all__ = ["EvaluationResult", "evaluate_folders", "evaluate_vifb_style", "LOWER_IS_BETTER"]
 
@@ -94,11 +96,11 @@ def evaluate_folders(
         fused_dirs = [fused_dirs]
     folders = [Path(d) for d in fused_dirs]
     if not folders:
-        raise ValueError("no fused folders given")
+        raise ConfigError("no fused folders given")
     names = [_method_name(folder) for folder in folders]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise ValueError(f"fused folders must have distinct names (they name the methods): {', '.join(duplicates)}")
+        raise ConfigError(f"fused folders must have distinct names (they name the methods): {', '.join(duplicates)}")
     methods = {name: list_images(folder) for name, folder in zip(names, folders)}
     return _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, color)
 
@@ -151,7 +153,7 @@ def evaluate_vifb_style(
 def _method_name(folder: Path) -> str:
     name = folder.resolve().name if folder.name in ("", ".", "..") else folder.name
     if not name:
-        raise ValueError(f"{folder}: cannot name a method after this folder")
+        raise ConfigError(f"{folder}: cannot name a method after this folder")
     return name
 
 
@@ -188,9 +190,9 @@ def _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, 
 
     names = M.metric_names(metrics)
     if convention not in M.CONVENTIONS:
-        raise ValueError(f"convention must be one of {M.CONVENTIONS}, got {convention!r}")
+        raise ConfigError(f"convention must be one of {M.CONVENTIONS}, got {convention!r}")
     if color not in M.COLORS:
-        raise ValueError(f"color must be one of {M.COLORS}, got {color!r}")
+        raise ConfigError(f"color must be one of {M.COLORS}, got {color!r}")
     read = _read_gray if color == "gray" else _read_as_stored
     stems = _check_names(ir_dir, vis_dir, methods)
     ir_images, vis_images = list_images(ir_dir), list_images(vis_dir)
@@ -229,13 +231,9 @@ def _nanmean(values: Sequence[float]) -> float:
 
 
 def _write_text(path: Path, text: str) -> Path:
-    temporary, target = atomic_path(path)
-    try:
+    with atomic_write(path) as temporary:
         temporary.write_text(text, encoding="utf-8", newline="")
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return target
+    return path
 
 
 def _csv_text(header: Sequence[str], rows: Iterable[Sequence]) -> str:
@@ -296,13 +294,9 @@ def plot_means(result: EvaluationResult, path: str | os.PathLike) -> Path:
         axes.set_axisbelow(True)
     figure.suptitle(f"Mean over {len(next(iter(result.per_image.values())))} image pairs "
                     f"({result.convention} convention, {result.color})", fontsize=10)
-    temporary, target = atomic_path(path)
-    try:
+    with atomic_write(path) as temporary:
         figure.savefig(temporary, format="png", dpi=120)
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return target
+    return Path(path)
 
 
 def write_outputs(result: EvaluationResult, out_dir: str | os.PathLike) -> dict[str, Path]:

@@ -6,11 +6,13 @@ is an :class:`ImageError` whose message names the file and the problem.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+
+from .atomic import atomic_path, atomic_write  # atomic_path: kept importable from here
+from .errors import TwoGanError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -19,7 +21,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 BT601_LUMA = np.array([0.299, 0.587, 0.114])
 
 
-class ImageError(ValueError):
+class ImageError(TwoGanError, ValueError):
     """An image file is missing, unreadable or unusable; the message names it."""
 
 
@@ -159,30 +161,10 @@ def pair_folders(
     return [(name, first_images[name], second_images[name]) for name in wanted]
 
 
-def atomic_path(target: str | os.PathLike) -> tuple[Path, Path]:
-    """A temporary path beside ``target`` (same folder, same suffix) and the target.
-
-    Write to the first, then ``os.replace`` it onto the second: readers never see a
-    half-written file, and a crash leaves at most a stray ``.tmp`` file.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
-    os.close(handle)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would make outputs private
-    return Path(temporary), target
-
-
 def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
     """Write ``image`` (uint8 or uint16) atomically; the format follows the suffix."""
     import imageio.v3 as iio
 
-    temporary, target = atomic_path(path)
-    try:
-        iio.imwrite(temporary, image, extension=target.suffix.lower())
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return target
+    with atomic_write(path) as temporary:
+        iio.imwrite(temporary, image, extension=Path(path).suffix.lower())
+    return Path(path)

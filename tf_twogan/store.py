@@ -22,7 +22,9 @@ import h5py
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .images import ImageError, atomic_path, natural_key, pair_folders, read_gray_uint8
+from .atomic import atomic_write
+from .errors import TwoGanError
+from .images import ImageError, natural_key, pair_folders, read_gray_uint8
 
 FORMAT_NAME = "tf_twogan.patch_store"
 FORMAT_VERSION = 1
@@ -30,7 +32,7 @@ CHUNK_PATCHES = 64
 SOURCE_KINDS = ("ir", "vis")
 
 
-class StoreError(ValueError):
+class StoreError(TwoGanError, ValueError):
     """A patch store is missing, truncated, of another format or mismatched; the message names it."""
 
 
@@ -89,8 +91,8 @@ def write_patch_store(
     if total == 0:
         raise StoreError(f"{out}: no {patch_size}x{patch_size} patch fits in any source image")
 
-    temporary, target = atomic_path(out)
-    try:
+    target = Path(out)
+    with atomic_write(target) as temporary:
         with h5py.File(temporary, "w") as handle, _progress(total, f"writing {target.name}", progress) as bar:
             datasets = {kind: handle.create_dataset(
                 kind, (total, patch_size, patch_size, 1), dtype="u1", chunks=(min(CHUNK_PATCHES, total), patch_size, patch_size, 1),
@@ -127,9 +129,6 @@ def write_patch_store(
                 "content_sha256": json.dumps({key: digest.hexdigest() for key, digest in sorted(digests.items())}),
                 **{key: value if isinstance(value, (int, float, str)) else json.dumps(value) for key, value in (attributes or {}).items()},
             })
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
     return target
 
 
