@@ -60,13 +60,15 @@ def main() -> None:
     parser.add_argument("--steps-per-epoch", type=int, default=100)
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of the variants")
     parser.add_argument("--out", type=Path, default=RESULTS / "ablations", help="table path without suffix")
+    parser.add_argument("--test-pairs", type=int, default=None,
+                        help="fuse and score only the first N TNO test pairs (default: all 10; the tests use 2)")
     args = parser.parse_args()
     variants = args.variants.split(",")
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
 
-    test_names = sorted(json.loads((DATA / "tno" / "split.json").read_text())["test"], key=natural_key)
+    test_names = sorted(json.loads((DATA / "tno" / "split.json").read_text())["test"], key=natural_key)[:args.test_pairs]
     tno = linked_subset(DATA / "tno", test_names, args.work / "tno_test")
     fused_folders, minutes = [], {}
     for variant in variants:
