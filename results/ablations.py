@@ -3,7 +3,7 @@
 Every variant is the ``lite`` preset (seed 0) with 2 epochs of 100 batches per GAN
 (600 iterations of 2 D + 1 G updates in all), trained on the TNO training store,
 fused over the 10 TNO test pairs with ``twogan fuse`` and scored with
-``evaluate_folders``.  Variants (SPEC sections 2-3):
+``evaluate_folders``.  Variants (docs/DESIGN.md sections 2-3):
 
   paired (baseline)      each generator takes [primary, other] (FusionGAN's convention)
   single-input           the paper's literal reading: each generator sees its primary only

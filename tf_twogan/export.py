@@ -1,4 +1,4 @@
-"""SavedModel export of the whole fusion chain for TF Serving (SPEC section 6).
+"""SavedModel export of the whole fusion chain for TF Serving (docs/DESIGN.md section 6).
 
 The SavedModel holds G1, G2 and G3 and one function per signature:
 

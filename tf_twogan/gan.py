@@ -32,7 +32,7 @@ from .models import Discriminator, Generator
 
 @dataclass(frozen=True)
 class PairRoles:
-    """Which patch kinds play which part in one GAN (SPEC section 3 table).
+    """Which patch kinds play which part in one GAN (docs/DESIGN.md section 3 table).
 
     ``intensity_target`` and ``gradient_target`` name one kind each in the paper;
     several kinds are combined per pixel (:func:`tf_twogan.losses.content_terms`).
@@ -71,7 +71,7 @@ def second_layer_roles(swap: bool, intensity_target: str = "paper", gradient_tar
 
 
 def to_unit_range(patches: tf.Tensor) -> tf.Tensor:
-    """uint8 0..255 -> float32 [-1, 1] as (x - 127.5) / 127.5 (SPEC section 2)."""
+    """uint8 0..255 -> float32 [-1, 1] as (x - 127.5) / 127.5 (docs/DESIGN.md section 2)."""
     return (tf.cast(patches, tf.float32) - 127.5) / 127.5
 
 

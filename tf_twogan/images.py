@@ -17,7 +17,7 @@ from .errors import TwoGanError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 # ITU-R BT.601 luma weights, the convention of FusionGAN-family code and of
-# MATLAB's rgb2gray (SPEC sections 5 and 8).
+# MATLAB's rgb2gray (docs/DESIGN.md sections 5 and 8).
 BT601_LUMA = np.array([0.299, 0.587, 0.114])
 
 

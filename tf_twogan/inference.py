@@ -1,4 +1,4 @@
-"""Fusing real images with a trained two-layer GAN (SPEC section 5).
+"""Fusing real images with a trained two-layer GAN (docs/DESIGN.md section 5).
 
 The chain is G1([IR, VIS]) and G2([VIS, IR]) -> G3([I_IRV, I_VIR]).  Each generator
 reflect-pads its input by its margin (4 px) and runs a valid conv stack, so the

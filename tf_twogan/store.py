@@ -1,4 +1,4 @@
-"""HDF5 patch stores (SPEC section 10): writing, validating and reading.
+"""HDF5 patch stores (docs/DESIGN.md section 10): writing, validating and reading.
 
 A store holds aligned square patches of two or more image kinds (``ir``/``vis`` for
 stage 1, ``irv``/``vir`` for the second layer) as uint8 datasets of shape
@@ -277,7 +277,7 @@ def derive_store(
 
     ``transform(name, {"ir": ..., "vis": ...})`` returns whole uint8 images of new
     kinds (the second layer's I_IRV and I_VIR); they are cut at the same positions as
-    the parent store's patches.  Used for stage 2 of training (SPEC section 4).
+    the parent store's patches.  Used for stage 2 of training (docs/DESIGN.md section 4).
     """
     with PatchStore(store_path) as parent:
         names, patch_size, stride = parent.source_names, parent.patch_size, parent.stride

@@ -124,7 +124,7 @@ def evaluate(
     ``"python"`` (the CDDFuse-style Python evaluator); see the module docstring.
     Arrays are gray (H, W) or RGB (H, W, 3), uint8 or float on 0..255.
 
-    ``color="gray"`` (default, SPEC section 8): RGB becomes
+    ``color="gray"`` (default, docs/DESIGN.md section 8): RGB becomes
     ``round(0.299 R + 0.587 G + 0.114 B)`` before scoring.  ``color="channels"``
     reproduces VIFB's own tables for colour fused images: VIFB's
     ``compute_metrics.m`` never converts them to gray but scores each channel and
