@@ -149,7 +149,7 @@ class AdversarialPair(keras.Model):
         the TensorFlow trainer calls it unconditionally in ``fit`` whenever the model was
         created under a strategy scope, before any callback runs, and building the pair
         in advance (as :func:`tf_twogan.training.build_pair` does) does not stop it from
-        reducing the batch.  ``tests/test_distribute.py`` fails without this override.
+        reducing the batch.  ``tests/test_distribute.py`` (two workers on localhost) covers the path that needs it.
         """
         if self.built and all(layer.built for layer in self._flatten_layers()) and self.optimizer is not None and self.optimizer.built:
             return
