@@ -94,7 +94,7 @@ def test_tf_serving_rest_bodies_run_through_the_signature(exported, in_process, 
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    """Run a command; the timeout only guards against a hang (it took 120 s under load 9, about 15 s idle)."""
+    """Run a command; the timeout only guards against a hang (120 s ran out under load 9 in a full-suite run)."""
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     return subprocess.run(list(args), capture_output=True, text=True, timeout=600, env=environment)
 
