@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from metrics_helpers import LOOP_ORACLES, reference_inputs  # noqa: E402
 
 from tf_twogan import metrics as M  # noqa: E402
+from tf_twogan.metrics import registry  # noqa: E402
 
 
 CROPPED_ORACLES = {"SSIM", "FMI", "QABF"}
@@ -79,7 +80,7 @@ def main(argv=None) -> None:
 
     ir, vis, fused = reference_inputs({"dataset": "tno", "stem": "18", "fused": "mean"})
     assert ir.shape == (480, 640), ir.shape
-    table = M._registry("matlab")
+    table = registry._registry("matlab")
     crop = args.oracle_crop
     if crop:
         top, left = (ir.shape[0] - crop) // 2, (ir.shape[1] - crop) // 2

@@ -3,7 +3,7 @@
 Every variant is the ``lite`` preset (seed 0) with 2 epochs of 100 batches per GAN
 (600 iterations of 2 D + 1 G updates in all), trained on the TNO training store,
 fused over the 10 TNO test pairs with ``twogan fuse`` and scored with
-``evaluate_folders``.  Variants (SPEC sections 2-3):
+``evaluate_folders``.  Variants (docs/DESIGN.md sections 2-3):
 
   paired (baseline)      each generator takes [primary, other] (FusionGAN's convention)
   single-input           the paper's literal reading: each generator sees its primary only
@@ -60,13 +60,15 @@ def main() -> None:
     parser.add_argument("--steps-per-epoch", type=int, default=100)
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of the variants")
     parser.add_argument("--out", type=Path, default=RESULTS / "ablations", help="table path without suffix")
+    parser.add_argument("--test-pairs", type=int, default=None,
+                        help="fuse and score only the first N TNO test pairs (default: all 10; the tests use 2)")
     args = parser.parse_args()
     variants = args.variants.split(",")
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
 
-    test_names = sorted(json.loads((DATA / "tno" / "split.json").read_text())["test"], key=natural_key)
+    test_names = sorted(json.loads((DATA / "tno" / "split.json").read_text())["test"], key=natural_key)[:args.test_pairs]
     tno = linked_subset(DATA / "tno", test_names, args.work / "tno_test")
     fused_folders, minutes = [], {}
     for variant in variants:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -31,7 +30,8 @@ from tf_twogan.checkpoints import checkpoint_dir
 from tf_twogan.cli import main as twogan
 from tf_twogan.evaluate import evaluate_vifb_style, markdown_table
 from tf_twogan.figures import comparison_grid
-from tf_twogan.images import atomic_path, list_images, natural_key, pair_folders, read_gray_uint8, read_image, write_image
+from tf_twogan.atomic import atomic_write
+from tf_twogan.images import list_images, natural_key, pair_folders, read_gray_uint8, read_image, write_image
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -146,16 +146,13 @@ def evaluate_into(pairs: Path, fused_root: Path, methods: list[str], out: Path, 
 
 def write_table(rows: dict[str, dict[str, float]], columns: list[str], stem: Path, bold_best: bool = True) -> None:
     """CSV (method + columns) and Markdown (best per column in bold unless ``bold_best=False``), atomically."""
-    temporary, target = atomic_path(stem.with_suffix(".csv"))
-    with temporary.open("w", newline="") as handle:
+    with atomic_write(stem.with_suffix(".csv")) as temporary, temporary.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["method", *columns])
         for method, values in rows.items():
             writer.writerow([method, *(f"{values[c]:.6g}" for c in columns)])
-    os.replace(temporary, target)
-    temporary, target = atomic_path(stem.with_suffix(".md"))
-    temporary.write_text(markdown_table(rows, columns, bold_best=bold_best))
-    os.replace(temporary, target)
+    with atomic_write(stem.with_suffix(".md")) as temporary:
+        temporary.write_text(markdown_table(rows, columns, bold_best=bold_best))
 
 
 def vifb_with_ours(work: Path, checkpoint: str | None, fusiongan_run: Path, also: list[Path] = ()) -> None:

@@ -1,14 +1,12 @@
 """results/ablations.py: each variant's config reaches its run, and the table has its row."""
-import csv
 import sys
-from pathlib import Path
 
 import pytest
 
-from data_fixtures import mini_split, mini_store  # noqa: F401 (fixtures)
+from helpers import REPO, read_csv
 from tf_twogan.config import TwoGanConfig
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"
+RESULTS = REPO / "results"
 
 
 @pytest.fixture
@@ -30,12 +28,12 @@ def test_variant_configs_change_only_their_field(ablations):
 def test_a_tiny_ablation_trains_fuses_and_tabulates(ablations, mini_store, tmp_path, monkeypatch):
     table = tmp_path / "table"
     monkeypatch.setattr(sys, "argv", ["ablations.py", "--store", str(mini_store), "--work", str(tmp_path / "work"),
-                                      "--epochs", "1", "--steps-per-epoch", "1", "--variants", "zeta 10", "--out", str(table)])
+                                      "--epochs", "1", "--steps-per-epoch", "1", "--variants", "zeta 10", "--out", str(table), "--test-pairs", "2"])
     ablations.main()
     run = TwoGanConfig.from_json(tmp_path / "work" / "zeta_10" / "config.json")
     assert run.loss.second_layer_content_weight == 10.0 and run.train.steps_per_epoch == 1
-    assert len(list((tmp_path / "work" / "fused" / "zeta 10").glob("*.png"))) == 10
-    rows = list(csv.DictReader(table.with_suffix(".csv").open()))
+    assert len(list((tmp_path / "work" / "fused" / "zeta 10").glob("*.png"))) == 2
+    rows = read_csv(table.with_suffix(".csv"))
     assert [row["method"] for row in rows] == ["zeta 10"] and all(float(rows[0][m]) >= 0 for m in ("EN", "SD", "QABF"))
     monkeypatch.setattr(sys, "argv", ["ablations.py", "--variants", "lambda 3"])
     with pytest.raises(SystemExit):

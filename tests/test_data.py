@@ -2,7 +2,6 @@
 import numpy as np
 import tensorflow as tf
 
-from data_fixtures import mini_split, mini_store  # noqa: F401 (fixtures)
 from tf_twogan.data import PatchStream
 from tf_twogan.store import PatchStore
 

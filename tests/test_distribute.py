@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_fixtures import mini_split, mini_store  # noqa: F401 (fixtures)
+from helpers import REPO, TNO, tiny_training_config
 
-REPO = Path(__file__).resolve().parents[1]
+
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
 
 # One SGD step of GAN 1 on the same global batch of 4 under the default strategy and
@@ -100,7 +100,6 @@ def rows(lines: list[str]) -> list[dict[str, str]]:
 
 
 def test_mirrored_over_two_logical_cpus_matches_the_default_strategy(mini_store, mini_split, tmp_path):
-    from data_fixtures import TNO
     from tf_twogan.store import prepare_store
 
     fusion_store = prepare_store(TNO / "ir", TNO / "vis", tmp_path / "fusion.h5", split=mini_split, patch_size=132,
@@ -156,7 +155,7 @@ def writable_fds(pid: int) -> set[str]:
 
 
 def test_multiworker_on_localhost_completes_and_only_the_chief_writes_the_run_folder(mini_store, tmp_path):
-    run = tmp_path / "run"
+    run, config = tmp_path / "run", tiny_training_config().to_json(tmp_path / "tiny.json")  # the lite chain at tiny widths
     ports = free_ports(2)
     worker_tmp = [tmp_path / f"tmp{index}" for index in range(2)]
     processes = []
@@ -166,7 +165,7 @@ def test_multiworker_on_localhost_completes_and_only_the_chief_writes_the_run_fo
         env = {**ENV, "TF_CONFIG": json.dumps(tf_config), "TMPDIR": str(worker_tmp[index])}
         processes.append(subprocess.Popen(
             [sys.executable, "-m", "tf_twogan.cli", "train", "--strategy", "multiworker", "--store", str(mini_store),
-             "--out", str(run), "--preset", "lite", "--epochs", "2", "--steps-per-epoch", "2", "--batch-size", "4",
+             "--out", str(run), "--config", str(config), "--epochs", "2", "--steps-per-epoch", "2", "--batch-size", "4",
              "--seed", "3", "--quiet"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     written = [set(), set()]
     deadline = time.monotonic() + 500

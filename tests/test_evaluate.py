@@ -5,16 +5,16 @@ import csv
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+
+from helpers import REPO
 
 from tf_twogan import metrics as M
 from tf_twogan.evaluate import evaluate_folders, evaluate_vifb_style, markdown_table
 from tf_twogan.images import ImageError, write_image
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _pair_images(rng, shape=(40, 48)):

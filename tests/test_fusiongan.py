@@ -7,13 +7,12 @@ created by name in a ``tf.compat.v1`` graph (``fusion_model/layerK/wK``, ``bK``,
 re-implementation of the original graphs with ``tf.nn`` ops (``fused_batch_norm`` is
 the kernel ``tf.contrib.layers.batch_norm`` ran) and of ``scipy.misc.bytescale``.
 """
-import csv
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_fixtures import TNO, mini_split  # noqa: F401 (fixture)
+from helpers import TNO, read_csv
 from tf_twogan.cli import main
 from tf_twogan.fusiongan import (CheckpointError, fuse_original, load_original_generator, original_output,
                                  read_original_generator, scipy_bytescale)
@@ -229,7 +228,7 @@ def test_a_short_real_fusiongan_training_through_the_cli(mini_split, tmp_path):
     out = tmp_path / "run"
     assert main(["train", "--method", "fusiongan", "--preset", "lite", "--store", str(store), "--out", str(out),
                  "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2", "--seed", "5", "--quiet"]) == 0
-    rows = list(csv.DictReader((out / "history_fusiongan.csv").open()))
+    rows = read_csv(out / "history_fusiongan.csv")
     assert len(rows) == 1
     for name in ("d_loss", "d_real", "d_fake", "g_loss", "g_adversarial", "g_content"):
         assert np.isfinite(float(rows[0][name])), name

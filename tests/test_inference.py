@@ -8,7 +8,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from conftest import make_checkpoint
+from helpers import make_checkpoint, random_gray
 from tf_twogan.images import ImageError
 
 tf = pytest.importorskip("tensorflow")
@@ -33,11 +33,6 @@ def whole_image_chain(checkpoint: Path, ir: np.ndarray, vis: np.ndarray, swap: b
 def sample_pair(name: str = "tno_13") -> tuple[np.ndarray, np.ndarray]:
     folder = Path(inference.__file__).parent / "samples"
     return iio.imread(folder / "ir" / f"{name}.png"), iio.imread(folder / "vis" / f"{name}.png")
-
-
-def random_pair(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return tuple(rng.integers(0, 256, (height, width)).astype(np.uint8) for _ in range(2))
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +80,7 @@ def test_tiled_fusion_equals_whole_image_inference(tiny_checkpoint, tile):
 
 def test_tiling_with_swapped_second_layer_follows_the_config(tmp_path):
     checkpoint = make_checkpoint(tmp_path / "swapped", seed=3, swap_second_layer=True)
-    ir, vis = random_pair(45, 52, seed=3)
+    ir, vis = random_gray(45, 52, seed=3, count=2)
     expected = whole_image_chain(checkpoint, ir, vis, swap=True)
     unswapped = whole_image_chain(checkpoint, ir, vis, swap=False)
     tiled = Fuser(checkpoint, tile=16).fuse_arrays(ir, vis, as_float=True)
@@ -102,7 +97,7 @@ def test_large_images_are_tiled_automatically(tiny_checkpoint, monkeypatch):
     assert auto.auto_tile == 32
     assert auto.tile_for(32, 32) == 32 and auto.tile_for(30, 34) == 34 and auto.tile_for(33, 32) == 32
     assert Fuser(tiny_checkpoint, tile=0).tile_for(4000, 4000) == 4000
-    ir, vis = random_pair(57, 61, seed=5)
+    ir, vis = random_gray(57, 61, seed=5, count=2)
     assert auto.tile_for(57, 61) == 32
     whole = Fuser(tiny_checkpoint, tile=0).fuse_arrays(ir, vis, as_float=True)
     assert np.abs(auto.fuse_arrays(ir, vis, as_float=True) - whole).max() <= 1e-4
@@ -207,9 +202,9 @@ def test_folders_pair_by_name_and_list_unmatched(fuser, tmp_path):
     ir_dir, vis_dir, out_dir = tmp_path / "ir", tmp_path / "vis", tmp_path / "fused"
     ir_dir.mkdir(), vis_dir.mkdir()
     for index, name in enumerate(["a", "b", "only_ir"]):
-        iio.imwrite(ir_dir / f"{name}.png", random_pair(20 + index, 24, seed=index)[0])
+        iio.imwrite(ir_dir / f"{name}.png", random_gray(20 + index, 24, seed=index, count=2)[0])
     for index, name in enumerate(["a", "b", "only_vis"]):
-        iio.imwrite(vis_dir / f"{name}.bmp", random_pair(20 + index, 24, seed=index)[1])
+        iio.imwrite(vis_dir / f"{name}.bmp", random_gray(20 + index, 24, seed=index, count=2)[1])
     with pytest.raises(ImageError) as error:
         fuser.fuse_folders(ir_dir, vis_dir, out_dir)
     assert "only_ir" in str(error.value) and "only_vis" in str(error.value)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from tf_twogan import metrics as M
+from tf_twogan.metrics import feature_mi, structure
 from metrics_helpers import DATA, LOOP_ORACLES, digest, loop_fmi, reference_inputs
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "metrics_reference.json").read_text())
@@ -198,7 +199,7 @@ def test_qabf_orientation_is_half_pi_where_x_gradient_is_zero():
     # horizontal stripes: Sx = 0 everywhere inside, so orientations agree (pi/2)
     # between a source and a fused image of opposite contrast only because of the rule
     stripes = np.repeat(np.array([[0], [50], [100], [150]] * 4, float), 16, axis=1)
-    g, a = M._sobel_strength_orientation(stripes)
+    g, a = structure._sobel_strength_orientation(stripes)
     inside = (slice(1, -1), slice(1, -1))
     assert np.all(a[inside] == np.pi / 2)
 
@@ -237,9 +238,9 @@ def test_fmi_vis_half_compares_with_the_overwritten_fused_window():
     ir = np.random.default_rng(3).integers(0, 256, (9, 9)).astype(np.uint8)
     got = M.fmi(ir, pattern, fused)
     assert got == pytest.approx(loop_fmi(ir, pattern, fused), rel=1e-6)
-    windows = M._windows(fused.astype(float), 3)
-    normalised = M._normalise_windows(windows)
-    assert np.all(np.all(normalised == M._windows(pattern.astype(float), 3), axis=0)[np.ptp(windows, axis=0) > 0])
+    windows = feature_mi._windows(fused.astype(float), 3)
+    normalised = feature_mi._normalise_windows(windows)
+    assert np.all(np.all(normalised == feature_mi._windows(pattern.astype(float), 3), axis=0)[np.ptp(windows, axis=0) > 0])
 
 
 @pytest.mark.parametrize("feature", ["gradient", "edge", "dct"])

@@ -1,4 +1,4 @@
-"""Generator and discriminator: SPEC section 2 shapes, parameter counts, serialisation."""
+"""Generator and discriminator: docs/DESIGN.md section 2 shapes, parameter counts, serialisation."""
 import keras
 import numpy as np
 import pytest

@@ -22,13 +22,11 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from data_fixtures import history_epochs, mini_split, mini_store  # noqa: F401 (fixtures)
+from helpers import REPO, history_epochs, random_gray, tiny_training_config
 from tf_twogan.cli import main
 from tf_twogan.config import ConfigError, TwoGanConfig, preset
 from tf_twogan.images import ImageError, read_image
 from tf_twogan.store import PatchStore, StoreError
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -54,10 +52,6 @@ def files_under(folder: Path) -> set[Path]:
     return {path for path in folder.rglob("*") if path.is_file() or path.is_symlink()} if folder.exists() else set()
 
 
-def gray(height: int, width: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (height, width)).astype(np.uint8)
-
-
 def write_png(path: Path, image: np.ndarray) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     iio.imwrite(path, image, extension=".png")
@@ -68,7 +62,7 @@ def bad_image(kind: str, folder: Path) -> tuple[Path, str]:
     """A broken image file of one kind and the words its error must contain."""
     folder.mkdir(parents=True, exist_ok=True)
     if kind == "truncated":
-        path = write_png(folder / "truncated.png", gray(64, 64))
+        path = write_png(folder / "truncated.png", random_gray(64, 64))
         path.write_bytes(path.read_bytes()[:60])
         return path, "cannot be read as an image"
     if kind == "not_an_image":
@@ -98,7 +92,7 @@ BAD_IMAGES = ["truncated", "not_an_image", "empty", "nan", "inf", "missing"]
 @pytest.mark.parametrize("kind", BAD_IMAGES)
 def test_fuse_refuses_a_bad_image_file_naming_it(kind, tiny_checkpoint, tmp_path, capsys):
     bad, problem = bad_image(kind, tmp_path / "in")
-    good = write_png(tmp_path / "in" / "good.png", gray(32, 32))
+    good = write_png(tmp_path / "in" / "good.png", random_gray(32, 32))
     out = tmp_path / "out"
     for ir, vis in ((bad, good), (good, bad)):
         code, err = run_cli(["fuse", "--ir", str(ir), "--vis", str(vis), "--out", str(out / "f.png"),
@@ -117,7 +111,7 @@ def test_debug_shows_the_traceback(tiny_checkpoint, tmp_path):
 
 
 def test_fuse_refuses_images_of_different_sizes(tiny_checkpoint, tmp_path, capsys):
-    ir, vis = write_png(tmp_path / "ir.png", gray(32, 40)), write_png(tmp_path / "vis.png", gray(32, 41))
+    ir, vis = write_png(tmp_path / "ir.png", random_gray(32, 40)), write_png(tmp_path / "vis.png", random_gray(32, 41))
     code, err = run_cli(["fuse", "--ir", str(ir), "--vis", str(vis), "--out", str(tmp_path / "out" / "f.png"),
                          "--checkpoint", str(tiny_checkpoint)], capsys)
     assert_one_line_error(code, err, "fuse", str(ir), str(vis), "differ in size", "32x40 vs 32x41")
@@ -126,7 +120,7 @@ def test_fuse_refuses_images_of_different_sizes(tiny_checkpoint, tmp_path, capsy
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 50), (50, 4)])
 def test_fuse_refuses_images_below_the_reflect_margin(shape, tiny_checkpoint, tmp_path, capsys):
-    ir, vis = write_png(tmp_path / "ir.png", gray(*shape)), write_png(tmp_path / "vis.png", gray(*shape, seed=1))
+    ir, vis = write_png(tmp_path / "ir.png", random_gray(*shape)), write_png(tmp_path / "vis.png", random_gray(*shape, seed=1))
     code, err = run_cli(["fuse", "--ir", str(ir), "--vis", str(vis), "--out", str(tmp_path / "out" / "f.png"),
                          "--checkpoint", str(tiny_checkpoint)], capsys)
     assert_one_line_error(code, err, "fuse", str(ir), "too small", "x".join(map(str, shape)))
@@ -143,16 +137,16 @@ def test_fuse_folders_empty_missing_and_unpaired(tiny_checkpoint, tmp_path, caps
     code, err = run_cli(["fuse", "--ir", str(tmp_path / "nowhere"), "--vis", str(tmp_path / "nothing"), *base], capsys)
     assert_one_line_error(code, err, "fuse", "nowhere", "no such file or folder (--ir)")
     for name in ("1", "2", "10"):
-        write_png(ir / f"{name}.png", gray(16, 16))
+        write_png(ir / f"{name}.png", random_gray(16, 16))
     for name in ("2", "10", "11"):
-        write_png(vis / f"{name}.png", gray(16, 16))
+        write_png(vis / f"{name}.png", random_gray(16, 16))
     code, err = run_cli(["fuse", "--ir", str(ir), "--vis", str(vis), *base], capsys)
     assert_one_line_error(code, err, "fuse", f"only in {ir}: 1", f"only in {vis}: 11", "--skip-unmatched")
     assert files_under(out) == set()
 
 
 def test_fuse_refuses_out_of_range_options(tiny_checkpoint, tmp_path, capsys):
-    ir = write_png(tmp_path / "ir.png", gray(32, 32))
+    ir = write_png(tmp_path / "ir.png", random_gray(32, 32))
     for tile in ("3", "-1"):
         code, err = run_cli(["fuse", "--ir", str(ir), "--vis", str(ir), "--out", str(tmp_path / "out" / "f.png"),
                              "--checkpoint", str(tiny_checkpoint), "--tile", tile], capsys)
@@ -193,7 +187,7 @@ def test_a_keras_file_carrying_a_lambda_is_refused(tiny_checkpoint, tmp_path, ca
         load_network(checkpoint / "g1.keras")
     with pytest.raises(CheckpointError, match=r"g1\.keras: refused"):
         Fuser(checkpoint)
-    ir = write_png(tmp_path / "ir.png", gray(32, 32))
+    ir = write_png(tmp_path / "ir.png", random_gray(32, 32))
     code, err = run_cli(["fuse", "--ir", str(ir), "--vis", str(ir), "--out", str(tmp_path / "out" / "f.png"),
                          "--checkpoint", str(checkpoint)], capsys)
     assert_one_line_error(code, err, "fuse", str(checkpoint / "g1.keras"), "refused to load")
@@ -223,7 +217,7 @@ def test_a_damaged_or_foreign_network_file_is_named(damage, tiny_checkpoint, tmp
         problem = "not a tf_twogan Generator"
     with pytest.raises(CheckpointError, match=problem):
         load_generators(checkpoint)
-    ir = write_png(tmp_path / "ir.png", gray(32, 32))
+    ir = write_png(tmp_path / "ir.png", random_gray(32, 32))
     code, err = run_cli(["fuse", "--ir", str(ir), "--vis", str(ir), "--out", str(tmp_path / "f.png"),
                          "--checkpoint", str(checkpoint)], capsys)
     assert_one_line_error(code, err, "fuse", str(target), problem)
@@ -249,7 +243,7 @@ def test_out_of_range_or_unknown_config_values_are_named(edit, problem, tiny_che
     with pytest.raises(ConfigError) as error:
         TwoGanConfig.from_json(checkpoint / "config.json")
     assert problem in str(error.value) and "config.json" in str(error.value)
-    ir = write_png(tmp_path / "ir.png", gray(32, 32))
+    ir = write_png(tmp_path / "ir.png", random_gray(32, 32))
     code, err = run_cli(["fuse", "--ir", str(ir), "--vis", str(ir), "--out", str(tmp_path / "out" / "f.png"),
                          "--checkpoint", str(checkpoint)], capsys)
     assert_one_line_error(code, err, "fuse", str(checkpoint / "config.json"), problem)
@@ -291,25 +285,25 @@ def test_prepare_names_every_kind_of_bad_input(tmp_path, capsys):
     assert_one_line_error(code, err, "prepare", str(ir), "no image files")
     code, err = run_cli(["prepare", "--ir", str(tmp_path / "nowhere"), "--vis", str(vis), "--out", str(out)], capsys)
     assert_one_line_error(code, err, "prepare", "nowhere", "no such folder")
-    write_png(ir / "a.png", gray(140, 140)), write_png(vis / "a.png", gray(140, 141))
+    write_png(ir / "a.png", random_gray(140, 140)), write_png(vis / "a.png", random_gray(140, 141))
     code, err = run_cli(base, capsys)
     assert_one_line_error(code, err, "prepare", str(ir / "a.png"), str(vis / "a.png"), "sizes differ")
-    write_png(vis / "a.png", gray(140, 140))
-    write_png(ir / "b.png", gray(140, 140)), write_png(ir / "c.png", gray(140, 140)), write_png(vis / "d.png", gray(140, 140))
+    write_png(vis / "a.png", random_gray(140, 140))
+    write_png(ir / "b.png", random_gray(140, 140)), write_png(ir / "c.png", random_gray(140, 140)), write_png(vis / "d.png", random_gray(140, 140))
     code, err = run_cli(base, capsys)
     assert_one_line_error(code, err, "prepare", f"only in {ir}: b, c", f"only in {vis}: d")
     for name in ("b", "c", "d"):
         for folder in (ir, vis):
             (folder / f"{name}.png").unlink(missing_ok=True)
     nan, problem = bad_image("nan", tmp_path / "tiff")
-    shutil.copy(nan, ir / "n.tif"), write_png(vis / "n.png", gray(32, 32))
+    shutil.copy(nan, ir / "n.tif"), write_png(vis / "n.png", random_gray(32, 32))
     code, err = run_cli(base, capsys)
     assert_one_line_error(code, err, "prepare", str(ir / "n.tif"), problem)
     (ir / "n.tif").unlink(), (vis / "n.png").unlink()
     for flag, value in (("--stride", "0"), ("--patch", "-3")):
         code, err = run_cli(base + [flag, value], capsys)
         assert_one_line_error(code, err, "prepare", flag, "must be a positive integer")
-    write_png(ir / "a.png", gray(1, 1)), write_png(vis / "a.png", gray(1, 1))
+    write_png(ir / "a.png", random_gray(1, 1)), write_png(vis / "a.png", random_gray(1, 1))
     code, err = run_cli(base, capsys)
     assert_one_line_error(code, err, "prepare", str(out), "no 128x128 patch fits")
     assert not out.exists() and not list(tmp_path.glob(".*tmp*"))
@@ -424,8 +418,8 @@ def test_evaluate_names_empty_unpaired_and_mismatched_folders(tmp_path, capsys):
     code, err = run_cli(base, capsys)
     assert_one_line_error(code, err, "evaluate", "no image files")
     for name in ("a", "b"):
-        write_png(ir / f"{name}.png", gray(32, 32)), write_png(vis / f"{name}.png", gray(32, 32, 1))
-    write_png(fused / "a.png", gray(32, 33)), write_png(fused / "z.png", gray(32, 32))
+        write_png(ir / f"{name}.png", random_gray(32, 32)), write_png(vis / f"{name}.png", random_gray(32, 32, 1))
+    write_png(fused / "a.png", random_gray(32, 33)), write_png(fused / "z.png", random_gray(32, 32))
     code, err = run_cli(base, capsys)
     assert_one_line_error(code, err, "evaluate", "no source image", "z")
     (fused / "z.png").unlink()
@@ -450,7 +444,7 @@ def test_fuse_folders_never_write_outside_out_whatever_the_names(tiny_checkpoint
 
     ir, vis, out = tmp_path / "ir", tmp_path / "vis", tmp_path / "deep" / "out"
     for number, name in enumerate(ODD_NAMES):
-        write_png(ir / f"{name}.png", gray(16, 16, number)), write_png(vis / f"{name}.png", gray(16, 16, 99 - number))
+        write_png(ir / f"{name}.png", random_gray(16, 16, number)), write_png(vis / f"{name}.png", random_gray(16, 16, 99 - number))
     out.mkdir(parents=True)
     outside = tmp_path / "deep" / "victim.png"
     outside.write_bytes(b"keep me")
@@ -471,8 +465,8 @@ def test_evaluate_never_writes_outside_out_whatever_the_names(tmp_path, capsys):
     fused = tmp_path / "ünï ..method"
     names = ["...", ".hidden", "ünïcödé_红外", "..\\up"]
     for number, name in enumerate(names):
-        write_png(ir / f"{name}.png", gray(24, 24, number)), write_png(vis / f"{name}.png", gray(24, 24, 50 + number))
-        write_png(fused / f"{name}.png", gray(24, 24, 90 + number))
+        write_png(ir / f"{name}.png", random_gray(24, 24, number)), write_png(vis / f"{name}.png", random_gray(24, 24, 50 + number))
+        write_png(fused / f"{name}.png", random_gray(24, 24, 90 + number))
     before = files_under(tmp_path)
     code, err = run_cli(["evaluate", "--ir", str(ir), "--vis", str(vis), "--fused", str(fused), "--out", str(out),
                          "--metrics", "EN,SD", "--quiet"], capsys)
@@ -485,16 +479,18 @@ def test_evaluate_never_writes_outside_out_whatever_the_names(tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- crash safety: kill -9
 
-CRASH_STEPS = 4  # batches per epoch: an epoch takes long enough (~1 s) for the kill to land inside GAN 1
+CRASH_STEPS = 12  # batches per epoch: an epoch of the tiny networks takes long enough for the kill to land inside GAN 1
 
 
 def crash_config() -> TwoGanConfig:
-    """What ``twogan train --preset lite --epochs 3 --steps-per-epoch 4 --batch-size 2 --seed 7`` resolves to."""
-    return preset("lite").replace(train={"epochs": 3, "steps_per_epoch": CRASH_STEPS, "batch_size": 2, "seed": 7})
+    """What :func:`crash_argv` resolves to: the lite chain at tiny widths, 3 epochs of CRASH_STEPS batches of 2, seed 7."""
+    return tiny_training_config(epochs=3, steps_per_epoch=CRASH_STEPS, batch_size=2, seed=7)
 
 
 def crash_argv(store: Path, out: Path) -> list[str]:
-    return ["train", "--store", str(store), "--out", str(out), "--preset", "lite", "--epochs", "3",
+    """``twogan train`` of :func:`crash_config` through ``--config`` (a tiny-width file beside ``out``) and flags."""
+    config = tiny_training_config().to_json(out.parent / "tiny.json")
+    return ["train", "--store", str(store), "--out", str(out), "--config", str(config), "--epochs", "3",
             "--steps-per-epoch", str(CRASH_STEPS), "--batch-size", "2", "--seed", "7", "--quiet"]
 
 
@@ -609,8 +605,7 @@ def test_a_crash_inside_the_backup_save_leaves_the_previous_epoch_restorable(min
     from tf_twogan.gan import GAN1
     from tf_twogan.training import backup_epoch, configure_runtime, open_run_folder, train_pair
 
-    config = preset("lite").replace(generator={"widths": (4, 4, 4, 4)}, discriminator={"widths": (4, 4, 8, 8)},
-                                    train={"batch_size": 2, "epochs": 3, "steps_per_epoch": 1, "seed": 2})
+    config = tiny_training_config(batch_size=2, epochs=3, steps_per_epoch=1, seed=2)
     run = open_run_folder(tmp_path / "run", config)
     real_save = keras.Model.save_weights
     saves = []

@@ -6,7 +6,6 @@ on the 10 TNO test pairs of ``split.json``; the ``lite`` and FusionGAN rows like
 their shipped checkpoints, and the lambda = 100 chain's row (``results/lambda100_chain``)
 from its committed generators.
 """
-import csv
 import json
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_fixtures import REPO, TNO, history_epochs
+from helpers import REPO, TNO, history_epochs, read_csv
 from tf_twogan.checkpoints import checkpoint_dir
 from tf_twogan.cli import main
 
@@ -39,14 +38,14 @@ def tno_test(reproduce, tmp_path_factory):
 
 
 def committed_row(table: Path, method: str) -> dict[str, float]:
-    rows = {row["method"]: row for row in csv.DictReader(table.open())}
+    rows = {row["method"]: row for row in read_csv(table)}
     return {name: float(value) for name, value in rows[method].items() if name != "method"}
 
 
 def evaluated_row(tno_test: Path, fused: Path, out: Path) -> dict[str, float]:
     assert main(["evaluate", "--ir", str(tno_test / "ir"), "--vis", str(tno_test / "vis"), "--fused", str(fused),
                  "--out", str(out), "--quiet"]) == 0
-    (row,) = csv.DictReader((out / "metrics_mean.csv").open())
+    (row,) = read_csv(out / "metrics_mean.csv")
     return {name: float(value) for name, value in row.items() if name != "method"}
 
 

@@ -6,15 +6,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_fixtures import mini_split, mini_store  # noqa: F401 (fixtures)
+from helpers import tiny_training_config
 from tf_twogan import losses
 from tf_twogan.cli import main
-from tf_twogan.config import ConfigError, SecondLayerConfig, TwoGanConfig, preset
+from tf_twogan.config import ConfigError, SecondLayerConfig, TwoGanConfig
 from tf_twogan.gan import GAN3, GAN3_SWAPPED, second_layer_roles
 from tf_twogan.training import load_generators, load_network, train
 
-TINY = preset("lite").replace(generator={"widths": (4, 4, 4, 4)}, discriminator={"widths": (4, 4, 8, 8)},
-                              train={"batch_size": 4, "epochs": 1, "steps_per_epoch": 2, "seed": 1})
+TINY = tiny_training_config(batch_size=4, epochs=1, steps_per_epoch=2, seed=1)
 
 
 def image(values) -> tf.Tensor:

@@ -5,7 +5,7 @@ import h5py
 import numpy as np
 import pytest
 
-from data_fixtures import MINI_PAIRS, TNO, mini_split, mini_store, tno_split  # noqa: F401 (fixtures)
+from helpers import MINI_PAIRS, TNO, tno_split
 from tf_twogan.images import ImageError, read_gray_uint8
 from tf_twogan.store import PatchStore, StoreError, patch_positions, prepare_store, sha256_file
 

@@ -1,6 +1,6 @@
 """tf_twogan: the two-layer GAN for infrared + visible image fusion in TensorFlow/Keras.
 
-Modules follow the data path (SPEC section 12): ``images`` -> ``store`` -> ``data`` ->
+Modules follow the data path (docs/DESIGN.md section 12): ``images`` -> ``store`` -> ``data`` ->
 ``models``/``losses``/``gan`` -> ``training`` -> ``inference``/``export`` ->
 ``metrics``/``evaluate``; ``cli`` is the ``twogan`` command.  Importing the package
 does not import TensorFlow, so ``twogan evaluate`` and ``twogan prepare`` start fast.

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .config import METHODS, PRESETS, SECOND_LAYER_INITS, SECOND_LAYER_TARGETS, ConfigError
+from .errors import TwoGanError
 from .images import ImageError
 
-# ValueError covers StoreError, InferenceError and CheckpointError; OSError covers
-# missing files, permissions and full disks (the message names the path).
-USER_ERRORS: tuple[type[Exception], ...] = (ImageError, ConfigError, ValueError, OSError)
+# TwoGanError covers ConfigError, ImageError, StoreError, InferenceError, ExportError and
+# CheckpointError; OSError covers missing files, permissions and full disks (the message
+# names the path).  Any other exception is a bug: it propagates with its traceback.
+USER_ERRORS: tuple[type[Exception], ...] = (TwoGanError, OSError)
 
 
 def _prepare(args: argparse.Namespace) -> None:

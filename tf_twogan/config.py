@@ -1,6 +1,6 @@
 """Configuration as data: frozen, validated dataclasses, presets and JSON round trip.
 
-Every constant of the paper (SPEC sections 2-4) is a field here, so an ablation is a
+Every constant of the paper (docs/DESIGN.md sections 2-4) is a field here, so an ablation is a
 config change, and the resolved config is written beside every checkpoint.
 """
 from __future__ import annotations
@@ -15,10 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_write
+from .errors import TwoGanError
+
 FORMAT_VERSION = 1
 
 
-class ConfigError(ValueError):
+class ConfigError(TwoGanError, ValueError):
     """A configuration value is unknown or out of range; the message names it."""
 
 
@@ -75,7 +78,7 @@ def _positive_ints(name: str, values: tuple[int, ...], length: int | None = None
 
 @dataclass(frozen=True)
 class GeneratorConfig:
-    """Generator G of SPEC section 2: four kxk conv+BN+LeakyReLU layers, a 1x1 conv, tanh.
+    """Generator G of docs/DESIGN.md section 2: four kxk conv+BN+LeakyReLU layers, a 1x1 conv, tanh.
 
     ``input_mode="paired"`` feeds [primary, other] (FusionGAN's convention);
     ``"single"`` is the literal reading of the paper (primary image only).
@@ -103,7 +106,7 @@ class GeneratorConfig:
 
 @dataclass(frozen=True)
 class DiscriminatorConfig:
-    """Discriminator D of SPEC section 2: stride-2 valid 3x3 convs, BN, LeakyReLU, one linear unit.
+    """Discriminator D of docs/DESIGN.md section 2: stride-2 valid 3x3 convs, BN, LeakyReLU, one linear unit.
 
     ``batch_norm_from`` is the index of the first conv layer with BatchNorm: 0 for
     the paper ("from layer 1 to layer 4"), 1 for FusionGAN.
@@ -139,7 +142,7 @@ class LabelRange:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Loss constants of SPEC section 3.
+    """Loss constants of docs/DESIGN.md section 3.
 
     Defaults are the paper's: generator target l1 = 0.8, real label alpha = 0.8,
     fake label beta = 0.2, gradient weight xi = 5 (FusionGAN).  The content weights
@@ -161,7 +164,7 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training protocol of SPEC section 4.
+    """Training protocol of docs/DESIGN.md section 4.
 
     ``steps_per_epoch=None`` means one pass over the store.  ``swap_second_layer``
     feeds [I_VIR, I_IRV] to G3 with I_IRV as D3's real image (the paper's variant).
@@ -196,7 +199,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Patch extraction of SPEC sections 4 and 10: 128x128 patches at stride 12."""
+    """Patch extraction of docs/DESIGN.md sections 4 and 10: 128x128 patches at stride 12."""
 
     patch_size: int = 128
     stride: int = 12
@@ -254,7 +257,7 @@ class TwoGanConfig:
     """Everything that defines a training run; written as ``config.json``.
 
     ``method="twogan"`` trains the paper's three GANs; ``"fusiongan"`` trains the
-    single GAN of the FusionGAN baseline (SPEC section 7) through the same trainer.
+    single GAN of the FusionGAN baseline (docs/DESIGN.md section 7) through the same trainer.
     """
 
     preset: str = "paper"
@@ -290,12 +293,9 @@ class TwoGanConfig:
         return _from_dict(cls, data, "config")
 
     def to_json(self, path: str | os.PathLike) -> Path:
-        from .images import atomic_path
-
-        temporary, target = atomic_path(path)
-        temporary.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
-        os.replace(temporary, target)
-        return target
+        with atomic_write(path) as temporary:
+            temporary.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        return Path(path)
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> "TwoGanConfig":
@@ -347,7 +347,7 @@ LITE_DISCRIMINATOR = DiscriminatorConfig(widths=(16, 32, 32, 64))
 # about 2,000 iterations; 8 epochs (the first default) gave flat, grey images (README).
 LITE_TRAIN = TrainConfig(learning_rate=5e-4, epochs=40, steps_per_epoch=100, seed=0)
 
-# FusionGAN (Ma et al. 2019) as its original TensorFlow code defines it (SPEC section 7).
+# FusionGAN (Ma et al. 2019) as its original TensorFlow code defines it (docs/DESIGN.md section 7).
 FUSIONGAN_GENERATOR = GeneratorConfig(widths=(256, 128, 64, 32), kernel_sizes=(5, 5, 3, 3), pad_mode="none", spectral_norm=True)
 FUSIONGAN_DISCRIMINATOR = DiscriminatorConfig(widths=(32, 64, 128, 256), batch_norm_from=1, spectral_norm=True)
 FUSIONGAN_LOSS = LossConfig(generator_target=LabelRange(0.7, 1.2), real_label=LabelRange(0.7, 1.2),
@@ -368,7 +368,7 @@ PRESETS = ("paper", "lite", "sharp")
 def preset(name: str, method: str = "twogan") -> TwoGanConfig:
     """The named preset of a method.
 
-    ``paper``: the published protocol (SPEC section 4, or FusionGAN's own settings
+    ``paper``: the published protocol (docs/DESIGN.md section 4, or FusionGAN's own settings
     for ``method="fusiongan"``), a GPU job.  ``lite``: same architecture shape,
     losses, patching and optimiser, narrow networks (generator 32-32-16-16,
     discriminator 16-32-32-64) and a short schedule (40 epochs of 100 batches per GAN,

@@ -13,7 +13,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .store import CHUNK_PATCHES, PatchStore
+from .store import CHUNK_PATCHES, PatchStore, StoreError
 
 
 class PatchStream:
@@ -39,7 +39,7 @@ class PatchStream:
         with PatchStore(store_path, self.kinds, patch_size) as store:
             self.size, self.patch_size = len(store), store.patch_size
         if self.size < self.batch_size:
-            raise ValueError(f"{store_path}: holds {self.size} patches, fewer than one batch of {self.batch_size}")
+            raise StoreError(f"{store_path}: holds {self.size} patches, fewer than one batch of {self.batch_size}")
 
     @property
     def batches_per_epoch(self) -> int:

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from .images import atomic_path, natural_key, pair_folders, read_image, write_image
+from .atomic import atomic_write
+from .images import natural_key, pair_folders, read_image, write_image
 
 
 def sample_pairs() -> list[tuple[str, Path, Path]]:
@@ -47,14 +48,12 @@ def side_by_side(rows: list[tuple[str, list[np.ndarray]]], titles: list[str], pa
             axis.set_title(f"{name}: {title}", fontsize=9)
             axis.axis("off")
     figure.tight_layout()
-    temporary, target = atomic_path(path)
     try:
-        figure.savefig(temporary, format="png", dpi=100)
-        os.replace(temporary, target)
+        with atomic_write(path) as temporary:
+            figure.savefig(temporary, format="png", dpi=100)
     finally:
         plt.close(figure)
-        temporary.unlink(missing_ok=True)
-    return target
+    return Path(path)
 
 
 def _shipped_baseline():
@@ -91,14 +90,13 @@ def demo(out_dir: str | os.PathLike = "twogan_demo", checkpoint: str | os.PathLi
         scores[name] = evaluate(ir, vis, fused)
         rows.append((name, [ir, vis] + ([baseline(ir, vis)] if baseline else []) + [fused]))
     table = metrics_table(scores)
-    temporary, target = atomic_path(out_dir / "metrics.md")
-    temporary.write_text(table)
-    os.replace(temporary, target)
+    with atomic_write(out_dir / "metrics.md") as temporary:
+        temporary.write_text(table)
     titles = ["infrared", "visible"] + (["FusionGAN baseline"] if baseline else []) + ["fused (ours)"]
     figure = side_by_side(rows, titles, out_dir / "demo.png")
     if verbose:
         source = checkpoint if checkpoint is not None else "the shipped checkpoint"
         print(f"Fused {len(written)} sample pairs with {source} into {out_dir / 'fused'}\n")
         print(table)
-        print(f"metrics: {target}\nfigure:  {figure}")
+        print(f"metrics: {out_dir / 'metrics.md'}\nfigure:  {figure}")
     return {"fused": written, "metrics": scores, "table": table, "figure": figure}

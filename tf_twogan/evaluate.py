@@ -30,7 +30,9 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from tf_twogan import metrics as M
-from tf_twogan.images import MAX_PIXELS, ImageError, atomic_write, list_images, natural_key, read_image, to_gray_uint8, to_unit_scale
+from tf_twogan.atomic import atomic_write
+from tf_twogan.config import ConfigError
+from tf_twogan.images import MAX_PIXELS, ImageError, list_images, natural_key, read_image, to_gray_uint8, to_unit_scale
 
 __all__ = ["EvaluationResult", "evaluate_folders", "evaluate_vifb_style", "LOWER_IS_BETTER"]
 
@@ -95,11 +97,11 @@ def evaluate_folders(
         fused_dirs = [fused_dirs]
     folders = [Path(d) for d in fused_dirs]
     if not folders:
-        raise ValueError("no fused folders given")
+        raise ConfigError("no fused folders given")
     names = [_method_name(folder) for folder in folders]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise ValueError(f"fused folders must have distinct names (they name the methods): {', '.join(duplicates)}")
+        raise ConfigError(f"fused folders must have distinct names (they name the methods): {', '.join(duplicates)}")
     methods = {name: list_images(folder) for name, folder in zip(names, folders)}
     return _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, color)
 
@@ -152,7 +154,7 @@ def evaluate_vifb_style(
 def _method_name(folder: Path) -> str:
     name = folder.resolve().name if folder.name in ("", ".", "..") else folder.name
     if not name:
-        raise ValueError(f"{folder}: cannot name a method after this folder")
+        raise ConfigError(f"{folder}: cannot name a method after this folder")
     return name
 
 
@@ -189,9 +191,9 @@ def _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, 
 
     names = M.metric_names(metrics)
     if convention not in M.CONVENTIONS:
-        raise ValueError(f"convention must be one of {M.CONVENTIONS}, got {convention!r}")
+        raise ConfigError(f"convention must be one of {M.CONVENTIONS}, got {convention!r}")
     if color not in M.COLORS:
-        raise ValueError(f"color must be one of {M.COLORS}, got {color!r}")
+        raise ConfigError(f"color must be one of {M.COLORS}, got {color!r}")
     read = _read_gray if color == "gray" else _read_as_stored
     stems = _check_names(ir_dir, vis_dir, methods)
     folders = {ir_dir, vis_dir, *(path.parent for files in methods.values() for path in files.values())}
@@ -199,7 +201,6 @@ def _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, 
         if Path(out_dir).resolve() == Path(folder).resolve():
             raise ImageError(f"{out_dir}: is an input folder; choose another output folder")
     ir_images, vis_images = list_images(ir_dir), list_images(vis_dir)
-    sources: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     per_image: dict[str, dict[str, dict[str, float]]] = {m: {} for m in methods}
     bar = tqdm(total=len(stems) * len(methods), desc="evaluate", unit="image", disable=not progress)
     try:

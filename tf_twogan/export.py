@@ -1,4 +1,4 @@
-"""SavedModel export of the whole fusion chain for TF Serving (SPEC section 6).
+"""SavedModel export of the whole fusion chain for TF Serving (docs/DESIGN.md section 6).
 
 The SavedModel holds G1, G2 and G3 and one function per signature:
 
@@ -29,11 +29,12 @@ import numpy as np
 
 from .images import OutputError
 from .locking import temporary_prefix
+from .errors import TwoGanError
 
 SIGNATURES = ("serving_default", "serving_uint8")
 
 
-class ExportError(ValueError):
+class ExportError(TwoGanError, ValueError):
     """The export target cannot be used; the message says why."""
 
 
@@ -122,10 +123,10 @@ def rest_request_body(ir: np.ndarray, vis: np.ndarray, form: str = "inputs",
     if ir.ndim == 2:
         ir, vis = ir[None, ..., None], vis[None, ..., None]
     if ir.shape != vis.shape or ir.ndim != 4 or ir.shape[-1] != 1:
-        raise ValueError(f"ir and vis must both be [batch, H, W, 1], got {ir.shape} and {vis.shape}")
+        raise ExportError(f"ir and vis must both be [batch, H, W, 1], got {ir.shape} and {vis.shape}")
     if form == "inputs":
         return {"signature_name": signature_name, "inputs": {"ir": ir.tolist(), "vis": vis.tolist()}}
     if form == "instances":
         return {"signature_name": signature_name,
                 "instances": [{"ir": a.tolist(), "vis": b.tolist()} for a, b in zip(ir, vis)]}
-    raise ValueError(f"form must be 'inputs' or 'instances', got {form!r}")
+    raise ExportError(f"form must be 'inputs' or 'instances', got {form!r}")

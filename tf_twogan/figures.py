@@ -12,7 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .images import atomic_path, to_gray
+from .atomic import atomic_write
+from .images import to_gray
 
 
 def enlarged_inset(image: np.ndarray, box: tuple[int, int, int], scale: int = 2) -> np.ndarray:
@@ -55,11 +56,9 @@ def comparison_grid(rows: Sequence[tuple[str, Sequence[np.ndarray]]], boxes: Seq
             if r == 0 and column_titles:
                 axis.set_title(column_titles[c], fontsize=10)
     figure.tight_layout()
-    temporary, target = atomic_path(path)
     try:
-        figure.savefig(temporary, dpi=110, format=target.suffix.lstrip(".") or "png")
-        os.replace(temporary, target)
+        with atomic_write(path) as temporary:
+            figure.savefig(temporary, dpi=110, format=Path(path).suffix.lstrip(".") or "png")
     finally:
         plt.close(figure)
-        temporary.unlink(missing_ok=True)
-    return target
+    return Path(path)

@@ -38,7 +38,9 @@ from typing import Mapping
 
 import numpy as np
 
-from .config import FUSIONGAN_GENERATOR, GeneratorConfig
+from .config import FUSIONGAN_GENERATOR, ConfigError, GeneratorConfig
+from .errors import CheckpointError
+from .images import ImageError
 
 SCOPE = "fusion_model"
 """Variable scope of the original generator."""
@@ -48,10 +50,6 @@ MODES = ("compat", "corrected")
 HIDDEN_LAYERS = 4
 """The original generator's conv+BatchNorm layers; layer 5 is the 1x1 output conv."""
 BATCH_NORM_NAMES = ("gamma", "beta", "moving_mean", "moving_variance")
-
-
-class CheckpointError(ValueError):
-    """A FusionGAN checkpoint is missing, unreadable or not of the original layout."""
 
 
 def resolve_prefix(path: str | os.PathLike) -> str:
@@ -197,7 +195,7 @@ def is_trained_run(path: str | os.PathLike) -> bool:
 
 def load_trained_generator(run_dir: str | os.PathLike):
     """The generator ``g.keras`` of a ``twogan train --method fusiongan`` run, for ``corrected`` fusion."""
-    from .training import load_network
+    from .networks_io import load_network
 
     path = Path(run_dir) / "g.keras"
     if not path.is_file():
@@ -236,7 +234,7 @@ def original_output(generator, ir: np.ndarray, vis: np.ndarray, mode: str = "com
     _check_mode(mode)
     ir, vis = np.asarray(ir), np.asarray(vis)
     if ir.ndim != 2 or ir.shape != vis.shape:
-        raise ValueError(f"ir and vis must be gray images of one size, got {ir.shape} and {vis.shape}")
+        raise ImageError(f"ir and vis must be gray images of one size, got {ir.shape} and {vis.shape}")
     pair = np.stack([original_input(ir), original_input(vis)], axis=-1)[None].astype(np.float32)
     result = np.asarray(generator(pair, training=mode == "compat"), dtype=np.float32)
     return (result * np.float32(127.5) + np.float32(127.5))[0, ..., 0]
@@ -289,7 +287,7 @@ def fuse_original_paths(ir: str | os.PathLike, vis: str | os.PathLike, out: str 
     from .images import pair_folders, write_image
 
     if Path(ir).is_dir() != Path(vis).is_dir():
-        raise ValueError(f"--ir and --vis must both be files or both be folders ({ir}, {vis})")
+        raise ImageError(f"--ir and --vis must both be files or both be folders ({ir}, {vis})")
     generator = _generator(checkpoint, mode)
     if Path(ir).is_dir():
         jobs = [(ir_path, vis_path, Path(out) / f"{name}.png") for name, ir_path, vis_path in pair_folders(ir, vis)]
@@ -309,4 +307,4 @@ def _generator(checkpoint, mode: str):
 
 def _check_mode(mode: str) -> None:
     if mode not in MODES:
-        raise ValueError(f"FusionGAN checkpoint mode must be one of {', '.join(MODES)}, got {mode!r}")
+        raise ConfigError(f"FusionGAN checkpoint mode must be one of {', '.join(MODES)}, got {mode!r}")

@@ -32,7 +32,7 @@ from .models import Discriminator, Generator
 
 @dataclass(frozen=True)
 class PairRoles:
-    """Which patch kinds play which part in one GAN (SPEC section 3 table).
+    """Which patch kinds play which part in one GAN (docs/DESIGN.md section 3 table).
 
     ``intensity_target`` and ``gradient_target`` name one kind each in the paper;
     several kinds are combined per pixel (:func:`tf_twogan.losses.content_terms`).
@@ -71,7 +71,7 @@ def second_layer_roles(swap: bool, intensity_target: str = "paper", gradient_tar
 
 
 def to_unit_range(patches: tf.Tensor) -> tf.Tensor:
-    """uint8 0..255 -> float32 [-1, 1] as (x - 127.5) / 127.5 (SPEC section 2)."""
+    """uint8 0..255 -> float32 [-1, 1] as (x - 127.5) / 127.5 (docs/DESIGN.md section 2)."""
     return (tf.cast(patches, tf.float32) - 127.5) / 127.5
 
 
@@ -143,6 +143,13 @@ class AdversarialPair(keras.Model):
         model symbolically; MultiWorkerMirroredStrategy cannot reduce a dict batch
         (``ValueError: Attempt to convert a value ({'ir': PerReplica...``), and the
         pair needs no symbolic build: its networks, optimizers and trackers exist.
+
+        This is the one private Keras hook the package overrides, because no public
+        route exists (checked against Keras 3.15, the top of the range setup.cfg pins):
+        the TensorFlow trainer calls it unconditionally in ``fit`` whenever the model was
+        created under a strategy scope, before any callback runs, and building the pair
+        in advance (as :func:`tf_twogan.training.build_pair` does) does not stop it from
+        reducing the batch.  ``tests/test_distribute.py`` (two workers on localhost) covers the path that needs it.
         """
         if self.built and all(layer.built for layer in self._flatten_layers()) and self.optimizer is not None and self.optimizer.built:
             return
@@ -165,8 +172,12 @@ class AdversarialPair(keras.Model):
             return label.low
         return keras.random.uniform((batch, 1), label.low, label.high, seed=self.seed_generator)
 
-    def _unpack(self, data: dict[str, tf.Tensor]) -> tuple[tf.Tensor, list[tf.Tensor], list[tf.Tensor], tf.Tensor]:
-        """Scale to [-1, 1]; generator input, then the targets (lists) and real image cropped to the output size."""
+    def unpack_batch(self, data: dict[str, tf.Tensor]) -> tuple[tf.Tensor, list[tf.Tensor], list[tf.Tensor], tf.Tensor]:
+        """A batch dict as (generator input, intensity targets, gradient targets, real image), scaled to [-1, 1].
+
+        The targets (lists) and the real image are centre-cropped to the generator's
+        output size.  Public because callbacks (the TensorBoard sample) feed it too.
+        """
         scaled = {kind: to_unit_range(data[kind]) for kind in self.roles.kinds}
         inputs = tf.concat([scaled[kind] for kind in self.roles.inputs], axis=-1)
         out_size = tf.shape(inputs)[1:3] - (0 if self.generator.settings.pad_mode == "reflect" else 2 * self.generator.margin)
@@ -198,7 +209,7 @@ class AdversarialPair(keras.Model):
         return loss if replicas == 1 else loss * (1.0 / replicas)
 
     def train_step(self, data: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        inputs, intensity, gradient, real = self._unpack(data)
+        inputs, intensity, gradient, real = self.unpack_batch(data)
         with tf.GradientTape() as generator_tape:
             # G does not change during the D updates, so its one forward pass serves
             # them (as a constant) and, with the updated D, its own update.
@@ -221,7 +232,7 @@ class AdversarialPair(keras.Model):
         return d_terms
 
     def test_step(self, data: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        inputs, intensity, gradient, real = self._unpack(data)
+        inputs, intensity, gradient, real = self.unpack_batch(data)
         fused = self.generator(inputs, training=False)
         fake_scores = self.discriminator(fused, training=False)
         d_terms = self._discriminator_losses(self.discriminator(real, training=False), fake_scores)

@@ -5,20 +5,20 @@ is an :class:`ImageError` whose message names the file and the problem.
 """
 from __future__ import annotations
 
-import errno
 import os
 import shutil
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
+
+from .atomic import atomic_path, atomic_write  # atomic_path: kept importable from here
+from .errors import OutputError, TwoGanError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 # ITU-R BT.601 luma weights, the convention of FusionGAN-family code and of
-# MATLAB's rgb2gray (SPEC sections 5 and 8).
+# MATLAB's rgb2gray (docs/DESIGN.md sections 5 and 8).
 BT601_LUMA = np.array([0.299, 0.587, 0.114])
 
 
@@ -26,16 +26,9 @@ BT601_LUMA = np.array([0.299, 0.587, 0.114])
 # bytes per pixel in evaluate): refuse larger images rather than exhaust memory.
 MAX_PIXELS = 50_000_000
 
-# Errors of a full disk or quota: reported in one line naming the output file.
-_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
-
-class ImageError(ValueError):
+class ImageError(TwoGanError, ValueError):
     """An image file is missing, unreadable or unusable; the message names it."""
-
-
-class OutputError(OSError):
-    """An output file could not be written (disk full, quota); the message names it."""
 
 
 def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
@@ -230,46 +223,6 @@ def pair_folders(
             )
         wanted = sorted(first_images, key=natural_key)
     return [(name, first_images[name], second_images[name]) for name in wanted]
-
-
-def atomic_path(target: str | os.PathLike) -> tuple[Path, Path]:
-    """A temporary path beside ``target`` (same folder, same suffix) and the target.
-
-    Write to the first, then ``os.replace`` it onto the second: readers never see a
-    half-written file, and a crash leaves at most a stray temporary,
-    ``.twogan-tmp.<pid>.<random>.<name>`` (it ends like the target, so Keras and
-    imageio pick the format; :func:`tf_twogan.locking.remove_stray_temporaries`
-    recognises it).
-    """
-    from .locking import temporary_prefix
-
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=temporary_prefix(), suffix=f".{target.name}", dir=target.parent)
-    os.close(handle)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would make outputs private
-    return Path(temporary), target
-
-
-@contextmanager
-def atomic_write(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it onto ``target`` when the block succeeds.
-
-    On any error the temporary is removed and ``target`` is untouched; a full disk
-    or quota becomes an :class:`OutputError` naming ``target``.
-    """
-    temporary, target = atomic_path(target)
-    try:
-        yield temporary
-        os.replace(temporary, target)
-    except OSError as error:
-        if error.errno in _NO_SPACE:
-            raise OutputError(f"{target}: cannot be written: {os.strerror(error.errno)} (nothing written under this name)") from None
-        raise
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:

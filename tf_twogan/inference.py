@@ -1,4 +1,4 @@
-"""Fusing real images with a trained two-layer GAN (SPEC section 5).
+"""Fusing real images with a trained two-layer GAN (docs/DESIGN.md section 5).
 
 The chain is G1([IR, VIS]) and G2([VIS, IR]) -> G3([I_IRV, I_VIR]).  Each generator
 reflect-pads its input by its margin (4 px) and runs a valid conv stack, so the
@@ -29,6 +29,7 @@ from typing import Iterator
 
 import numpy as np
 
+from .errors import TwoGanError
 from .images import IMAGE_SUFFIXES, ImageError, is_gray_as_rgb, list_images, natural_key, read_image, to_uint8, write_image
 from .locking import remove_stray_temporaries
 
@@ -47,7 +48,7 @@ _RGB_TO_CBCR = np.array([[-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312
 _CR_TO_R, _CB_TO_G, _CR_TO_G, _CB_TO_B = 1.402, -0.344136, -0.714136, 1.772
 
 
-class InferenceError(ValueError):
+class InferenceError(TwoGanError, ValueError):
     """A checkpoint or an option cannot be used for inference; the message says why."""
 
 
@@ -173,7 +174,7 @@ def load_chain(checkpoint: str | os.PathLike | None = None):
     """``(g1, g2, g3, swap_second_layer)`` of a checkpoint or run folder (default: the shipped one)."""
     from .checkpoints import checkpoint_dir
     from .config import TwoGanConfig
-    from .training import load_generators
+    from .networks_io import load_generators
 
     folder = Path(checkpoint) if checkpoint is not None else checkpoint_dir()
     if not folder.is_dir():

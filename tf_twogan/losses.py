@@ -1,4 +1,4 @@
-"""Loss functions of SPEC section 3 (the paper's equations, reconstructed).
+"""Loss functions of docs/DESIGN.md section 3 (the paper's equations, reconstructed).
 
 Notation: N batch size, S = H * W pixels, ||.||_F the Frobenius norm, grad the
 Laplacian [[0, 1, 0], [1, -4, 1], [0, 1, 0]] with zero 'same' padding (FusionGAN's

@@ -1,4 +1,4 @@
-"""The generator and discriminator networks (SPEC section 2), as Keras subclassed models.
+"""The generator and discriminator networks (docs/DESIGN.md section 2), as Keras subclassed models.
 
 Both classes are registered for safe ``.keras`` loading and carry every constructor
 argument in ``get_config``.  The generator keeps the reflect padding and the valid

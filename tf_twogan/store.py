@@ -1,4 +1,4 @@
-"""HDF5 patch stores (SPEC section 10): writing, validating and reading.
+"""HDF5 patch stores (docs/DESIGN.md section 10): writing, validating and reading.
 
 A store holds aligned square patches of two or more image kinds (``ir``/``vis`` for
 stage 1, ``irv``/``vir`` for the second layer) as uint8 datasets of shape
@@ -22,7 +22,9 @@ import h5py
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .images import (MAX_PIXELS, ImageError, atomic_write, natural_key, pair_folders, read_gray_uint8, refuse_output_over_inputs,
+from .atomic import atomic_write
+from .errors import TwoGanError
+from .images import (MAX_PIXELS, ImageError, natural_key, pair_folders, read_gray_uint8, refuse_output_over_inputs,
                      require_free_space)
 
 FORMAT_NAME = "tf_twogan.patch_store"
@@ -32,7 +34,7 @@ SOURCE_KINDS = ("ir", "vis")
 REQUIRED_ATTRIBUTES = ("format", "format_version", "patch_size", "stride", "kinds", "source_names", "patch_count")
 
 
-class StoreError(ValueError):
+class StoreError(TwoGanError, ValueError):
     """A patch store is missing, truncated, of another format or mismatched; the message names it."""
 
 
@@ -353,7 +355,7 @@ def derive_store(
 
     ``transform(name, {"ir": ..., "vis": ...})`` returns whole uint8 images of new
     kinds (the second layer's I_IRV and I_VIR); they are cut at the same positions as
-    the parent store's patches.  Used for stage 2 of training (SPEC section 4).
+    the parent store's patches.  Used for stage 2 of training (docs/DESIGN.md section 4).
     """
     with PatchStore(store_path) as parent:
         names, patch_size, stride = parent.source_names, parent.patch_size, parent.stride
