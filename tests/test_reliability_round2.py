@@ -19,8 +19,9 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from data_fixtures import history_epochs, mini_split, mini_store  # noqa: F401 (fixtures)
-from test_reliability import assert_one_line_error, files_under, gray, run_cli, train_argv, write_png
+from helpers import history_epochs
+from helpers import random_gray as gray
+from test_reliability import assert_one_line_error, files_under, run_cli, train_argv, write_png
 
 QUICK_TRAIN = ["--preset", "lite", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2", "--seed", "3", "--quiet"]
 
@@ -409,7 +410,7 @@ def fill(disk: Path, leave: int) -> Path:
 
 
 def test_prepare_on_a_full_disk_exits_2_in_one_line_and_leaves_nothing(small_disk, mini_split, tmp_path):
-    from data_fixtures import TNO
+    from helpers import TNO
 
     out = small_disk / "store.h5"
     process = twogan(["prepare", "--ir", str(TNO / "ir"), "--vis", str(TNO / "vis"), "--split", str(mini_split),
