@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .config import METHODS, PRESETS, SECOND_LAYER_INITS, SECOND_LAYER_TARGETS, ConfigError
+from .console import VERBOSE_ENV, import_tensorflow_quietly
 from .images import ImageError
+
+# `paper` trains for about 50 hours on a 2-core CPU (README, Presets); `lite` in about 90 minutes.
+DEFAULT_TRAIN_PRESET = "lite"
+# Subcommands that import TensorFlow: it is imported up front, with its log lines hidden.
+TENSORFLOW_COMMANDS = ("train", "fuse", "export", "demo")
 
 # ValueError covers StoreError, InferenceError and CheckpointError; OSError covers
 # missing files, permissions and full disks (the message names the path).
@@ -24,11 +30,14 @@ def _prepare(args: argparse.Namespace) -> None:
     from .store import PatchStore, prepare_store, verify_store
 
     if args.verify:
+        extra = [flag for flag, value in (("--vis", args.vis), ("--out", args.out)) if value is not None]
+        if extra:
+            raise ConfigError(f"--verify checks an existing store: leave out {', '.join(extra)}")
         print("\n".join(verify_store(args.verify)))
         return
-    missing = [flag for flag, value in (("--ir", args.ir), ("--vis", args.vis), ("--out", args.out)) if value is None]
+    missing = [flag for flag, value in (("--vis", args.vis), ("--out", args.out)) if value is None]
     if missing:
-        raise ConfigError(f"{', '.join(missing)} required (or --verify STORE)")
+        raise ConfigError(f"{', '.join(missing)} required with --ir (or --verify STORE alone)")
     if args.subset is not None and args.split is None:
         raise ConfigError("--subset needs --split")
     from .config import preset
@@ -52,7 +61,7 @@ def resolve_config(args: argparse.Namespace):
             raise ConfigError("--config gives the whole configuration: leave out --preset and --method")
         base = TwoGanConfig.from_json(args.config)
     else:
-        base = preset(args.preset or "paper", args.method or "twogan")
+        base = preset(args.preset or DEFAULT_TRAIN_PRESET, args.method or "twogan")
     overrides = {key: value for key, value in (("epochs", args.epochs), ("steps_per_epoch", args.steps_per_epoch),
                                                 ("batch_size", args.batch_size), ("seed", args.seed),
                                                 ("learning_rate", args.learning_rate), ("precision", args.precision))
@@ -80,6 +89,12 @@ def _train(args: argparse.Namespace) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     from .evaluate import evaluate_folders, evaluate_vifb_style
 
+    for flag, folders in (("--ir", [args.ir]), ("--vis", [args.vis]), ("--fused", args.fused)):
+        for folder in folders:
+            if Path(folder).is_file():
+                what = "fused images" if flag == "--fused" else "images"
+                raise ConfigError(f"{folder}: is a file, not a folder of {what} ({flag} takes a folder)")
+
     metrics = None if args.metrics is None else [name.strip() for name in args.metrics.split(",") if name.strip()]
     options = dict(metrics=metrics, convention=args.convention, progress=not args.quiet, color=args.color)
     if args.methods_from_suffix:
@@ -96,6 +111,9 @@ def _fuse(args: argparse.Namespace) -> None:
     for flag, path in (("--ir", args.ir), ("--vis", args.vis)):
         if not Path(path).exists():
             raise ImageError(f"{path}: no such file or folder ({flag})")
+    from .inference import check_output_path
+
+    check_output_path(Path(args.ir), args.out)
     if args.fusiongan_checkpoint is not None:
         _fuse_fusiongan(args)
         return
@@ -149,14 +167,21 @@ def _demo(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="twogan", description="Two-layer GAN for infrared + visible image fusion.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    parser.add_argument("--verbose", action="store_true",
+                        help=f"show TensorFlow's log lines (hidden by default; also {VERBOSE_ENV}=1)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    prepare = commands.add_parser("prepare", help="cut IR/VIS image pairs into an HDF5 patch store")
-    prepare.add_argument("--ir", help="folder of infrared images")
-    prepare.add_argument("--vis", help="folder of visible images (same file names)")
-    prepare.add_argument("--out", help="output store, e.g. tno_train.h5")
-    prepare.add_argument("--verify", metavar="STORE", help="re-check an existing store's checksums and sources instead")
+    prepare = commands.add_parser(
+        "prepare", help="cut IR/VIS image pairs into an HDF5 patch store",
+        usage="twogan prepare [-h] (--ir IR --vis VIS --out OUT | --verify STORE) [--split SPLIT] [--subset SUBSET]\n"
+              "                      [--method {twogan,fusiongan}] [--patch PATCH] [--stride STRIDE] [--quiet]")
+    source = prepare.add_mutually_exclusive_group(required=True)
+    source.add_argument("--ir", help="folder of infrared images (required with --vis and --out)")
+    prepare.add_argument("--vis", help="folder of visible images, same file names (required with --ir)")
+    prepare.add_argument("--out", help="output store, e.g. tno_train.h5 (required with --ir)")
+    source.add_argument("--verify", metavar="STORE", help="re-check an existing store's checksums and sources instead")
     prepare.add_argument("--split", help="JSON file listing pair names per subset (e.g. tno/split.json)")
     prepare.add_argument("--subset", help="subset of --split to use (default train)")
     prepare.add_argument("--method", choices=METHODS, default="twogan",
@@ -170,7 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--store", required=True, help="patch store made by `twogan prepare`")
     train.add_argument("--out", required=True, help="run folder (rerun the same command to resume)")
     train.add_argument("--method", choices=METHODS, help="twogan (the paper, default) or fusiongan (the baseline)")
-    train.add_argument("--preset", choices=PRESETS, help="network widths and schedule (default paper)")
+    train.add_argument("--preset", choices=PRESETS,
+                       help=f"network widths and schedule (default {DEFAULT_TRAIN_PRESET}: about 90 min on 2 CPU cores; "
+                       "paper: about 50 h on such a CPU, a GPU job)")
     train.add_argument("--config", help="a config JSON (e.g. a run's config.json, edited) instead of --preset/--method; "
                        "for ablations: every constant of the paper is a field")
     train.add_argument("--epochs", type=int, help="epochs per GAN")
@@ -227,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     fuse.set_defaults(handler=_fuse)
 
     export = commands.add_parser("export", help="write a SavedModel of the fusion chain for TF Serving")
-    export.add_argument("--checkpoint", help="checkpoint or run folder (default: the shipped one)")
+    export.add_argument("--checkpoint", help="two-layer GAN checkpoint or run folder (default: the shipped one); "
+                        "FusionGAN runs (e.g. checkpoints/fusiongan_lite) cannot be exported")
     export.add_argument("--out", required=True, help="numbered version folder to create, e.g. export/twogan/1")
     export.set_defaults(handler=_export)
 
@@ -238,12 +266,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def package_version() -> str:
+    """The installed distribution's version (``tf_twogan.__version__`` when run from a source tree)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tf_twogan")
+    except PackageNotFoundError:
+        from . import __version__
+        return __version__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``twogan``; returns the exit status."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], None] = args.handler
     try:
+        if args.command in TENSORFLOW_COMMANDS:
+            import_tensorflow_quietly(verbose=args.verbose)
         handler(args)
     except USER_ERRORS as error:
         if args.debug:

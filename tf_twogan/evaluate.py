@@ -184,7 +184,7 @@ def _read_as_stored(path: Path) -> np.ndarray:
 
 
 def _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, color="gray") -> EvaluationResult:
-    from tqdm.auto import tqdm
+    from .console import tqdm
 
     names = M.metric_names(metrics)
     if convention not in M.CONVENTIONS:

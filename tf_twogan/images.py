@@ -41,7 +41,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     try:
         image = np.asarray(iio.imread(path))
     except Exception as error:  # imageio raises many types for corrupt files
-        raise ImageError(f"{path}: cannot be read as an image ({type(error).__name__}: {error})") from None
+        # imageio's own message may advise installing a plugin (pip install imageio[pyav]): not the user's problem
+        raise ImageError(f"{path}: cannot be read as an image (damaged, or not a {path.suffix or 'known'} image file)") from None
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[-1] not in (3, 4)):

@@ -168,6 +168,17 @@ def auto_tile_side(widest_layer: int) -> int:
 
 # ----------------------------------------------------------------------------- checkpoint
 
+def _shipped_hint(folder: Path) -> str:
+    """For a bare name like ``fusiongan_lite``: where the shipped checkpoints live."""
+    from .checkpoints import checkpoint_dir
+
+    shipped = checkpoint_dir().parent
+    names = sorted(path.name for path in shipped.iterdir() if path.is_dir() and not path.name.startswith("_"))
+    if len(folder.parts) == 1 and folder.name in names:
+        return f" (did you mean the shipped checkpoint {shipped / folder.name}?)"
+    return f" (shipped checkpoints: {', '.join(names)} in {shipped})"
+
+
 def load_chain(checkpoint: str | os.PathLike | None = None):
     """``(g1, g2, g3, swap_second_layer)`` of a checkpoint or run folder (default: the shipped one)."""
     from .checkpoints import checkpoint_dir
@@ -176,8 +187,11 @@ def load_chain(checkpoint: str | os.PathLike | None = None):
 
     folder = Path(checkpoint) if checkpoint is not None else checkpoint_dir()
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: no such checkpoint folder")
+        raise FileNotFoundError(f"{folder}: no such checkpoint folder{_shipped_hint(folder)}")
     missing = [name for name in ("g1.keras", "g2.keras", "g3.keras") if not (folder / name).is_file()]
+    if missing and (folder / "g.keras").is_file():
+        raise InferenceError(f"{folder}: is a FusionGAN run (g.keras): it has no two-layer chain, so it cannot be "
+                             f"exported; fuse with it with `twogan fuse --checkpoint {folder}`")
     if missing:
         raise FileNotFoundError(f"{folder}: not a two-layer GAN checkpoint (missing {', '.join(missing)})")
     swap = TwoGanConfig.from_json(folder / "config.json").train.swap_second_layer if (folder / "config.json").is_file() else False
@@ -312,7 +326,7 @@ class Fuser:
 
         ``progress`` shows a bar over the tiles when there is more than one.
         """
-        from tqdm.auto import tqdm
+        from .console import tqdm
 
         height, width = ir.shape
         tile = self.tile_for(height, width)
@@ -387,12 +401,24 @@ class Fuser:
         for source in (ir_dir, vis_dir):
             if Path(out_dir).resolve() == Path(source).resolve():
                 raise ImageError(f"{out_dir}: is an input folder; choose another output folder")
-        from tqdm.auto import tqdm
+        from .console import tqdm
 
         written = []
         for name in tqdm(names, desc="fuse", unit="pair", disable=not progress):
             written.append(self.fuse_files(ir_images[name], vis_images[name], Path(out_dir) / f"{name}{suffix}"))
         return written
+
+
+def check_output_path(source: Path, out: str | os.PathLike) -> None:
+    """Refuse an ``out`` that does not suit ``source`` (a file or a folder) before any work is done."""
+    text, out = os.fspath(out), Path(out)
+    if source.is_dir():
+        if out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir():
+            raise ImageError(f"{out}: folder inputs need an output folder, not an image file name (e.g. --out fused/)")
+        if out.is_file():
+            raise ImageError(f"{out}: is a file; folder inputs need an output folder")
+    elif not out.is_dir() and (text.endswith(("/", os.sep)) or not out.suffix):
+        raise ImageError(f"{out}: a single pair needs an output file name, e.g. {out / (source.stem + '.png')}")
 
 
 def fuse(ir: str | os.PathLike, vis: str | os.PathLike, out: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
@@ -403,6 +429,7 @@ def fuse(ir: str | os.PathLike, vis: str | os.PathLike, out: str | os.PathLike, 
     ir, vis = Path(ir), Path(vis)
     if ir.is_dir() != vis.is_dir():
         raise ImageError(f"--ir {ir} and --vis {vis}: give two files or two folders")
+    check_output_path(ir, out)
     fuser = Fuser(checkpoint, precision=precision, tile=tile)
     if not ir.is_dir() and Path(out).is_dir():
         out = Path(out) / f"{ir.stem}.png"

@@ -56,7 +56,7 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 
 def _progress(total: int, description: str, enabled: bool):
-    from tqdm.auto import tqdm
+    from .console import tqdm
 
     return tqdm(total=total, desc=description, unit="patch", disable=not enabled, leave=False)
 
