@@ -111,6 +111,11 @@ def _fuse(args: argparse.Namespace) -> None:
     for flag, path in (("--ir", args.ir), ("--vis", args.vis)):
         if not Path(path).exists():
             raise ImageError(f"{path}: no such file or folder ({flag})")
+    from .video import is_video
+
+    if is_video(args.ir) or is_video(args.vis):
+        _fuse_video(args)
+        return
     from .inference import check_output_path
 
     check_output_path(Path(args.ir), args.out)
@@ -124,9 +129,23 @@ def _fuse(args: argparse.Namespace) -> None:
         return
     from .inference import fuse
 
-    written = fuse(args.ir, args.vis, args.out, checkpoint=args.checkpoint, tile=args.tile, precision=args.precision,
+    written = fuse(args.ir, args.vis, args.out, checkpoint=args.checkpoint, tile=args.tile, precision=args.precision or "float32",
                    skip_unmatched=args.skip_unmatched, progress=not args.quiet)
     print(written[0] if len(written) == 1 else f"{args.out}: {len(written)} fused images")
+
+
+def _fuse_video(args: argparse.Namespace) -> None:
+    """``twogan fuse`` with video files: frame by frame into a video (tf_twogan.video)."""
+    from .video import fuse_video, is_video
+
+    for flag, path in (("--ir", args.ir), ("--vis", args.vis)):
+        if not is_video(path):
+            raise ImageError(f"{path}: not a video file ({flag}); give two videos, two image files or two folders")
+    for flag, used in (("--fusiongan-checkpoint", args.fusiongan_checkpoint is not None), ("--skip-unmatched", args.skip_unmatched)):
+        if used:
+            raise ConfigError(f"{flag} is not supported for video inputs")
+    print(fuse_video(args.ir, args.vis, args.out, checkpoint=args.checkpoint, precision=args.precision, tile=args.tile,
+                     codec=args.codec, progress=not args.quiet))
 
 
 def _fuse_fusiongan(args: argparse.Namespace) -> None:
@@ -144,7 +163,7 @@ def _fuse_trained_fusiongan(args: argparse.Namespace) -> None:
     """``twogan fuse --checkpoint RUN`` for a run of ``twogan train --method fusiongan`` (corrected mode)."""
     from .fusiongan import fuse_original_paths, load_trained_generator
 
-    for flag, used in (("--tile", args.tile is not None), ("--precision bfloat16", args.precision != "float32"),
+    for flag, used in (("--tile", args.tile is not None), ("--precision bfloat16", args.precision == "bfloat16"),
                        ("--skip-unmatched", args.skip_unmatched)):
         if used:
             raise ConfigError(f"{flag} is not supported for a FusionGAN run ({args.checkpoint})")
@@ -236,14 +255,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(handler=_evaluate)
 
-    fuse = commands.add_parser("fuse", help="fuse an IR/VIS pair of files, or two folders paired by file name")
-    fuse.add_argument("--ir", required=True, help="infrared image file or folder")
-    fuse.add_argument("--vis", required=True, help="visible image file or folder (RGB keeps its colour)")
-    fuse.add_argument("--out", required=True, help="output image file, or folder for folder inputs (<name>.png)")
+    fuse = commands.add_parser("fuse", help="fuse an IR/VIS pair of files, two folders paired by file name, or two videos")
+    fuse.add_argument("--ir", required=True, help="infrared image file, folder or video (.mp4 .avi .mkv .mov)")
+    fuse.add_argument("--vis", required=True, help="visible image file, folder or video (RGB keeps its colour)")
+    fuse.add_argument("--out", required=True, help="output image file, folder for folder inputs (<name>.png), "
+                      "or video file for video inputs")
     fuse.add_argument("--checkpoint", help="checkpoint or run folder with g1/g2/g3.keras, or a `twogan train --method fusiongan` run folder (default: the shipped one)")
     fuse.add_argument("--tile", type=int, help="exact tiling with this tile side in pixels (default: automatic above "
                       "512x512 pixels for the paper widths, 1440x1440 for lite; 0: never tile)")
-    fuse.add_argument("--precision", choices=("float32", "bfloat16"), default="float32", help="compute precision")
+    fuse.add_argument("--precision", choices=("float32", "bfloat16"),
+                      help="compute precision (default float32 for images; for videos bfloat16 where the CPU has "
+                      "AVX512_BF16 or AMX, else float32)")
+    fuse.add_argument("--codec", choices=("libx264", "ffv1"), default="libx264",
+                      help="video output: libx264 (H.264, CRF 17, default) or ffv1 (lossless, .mkv or .avi)")
     fuse.add_argument("--skip-unmatched", action="store_true", help="folder mode: fuse the pairs that match, ignore the rest")
     fuse.add_argument("--fusiongan-checkpoint", metavar="PREFIX",
                       help="fuse with an original FusionGAN TF1 checkpoint (prefix or its folder), reproducing its "

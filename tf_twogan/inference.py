@@ -190,8 +190,8 @@ def load_chain(checkpoint: str | os.PathLike | None = None):
         raise FileNotFoundError(f"{folder}: no such checkpoint folder{_shipped_hint(folder)}")
     missing = [name for name in ("g1.keras", "g2.keras", "g3.keras") if not (folder / name).is_file()]
     if missing and (folder / "g.keras").is_file():
-        raise InferenceError(f"{folder}: is a FusionGAN run (g.keras): it has no two-layer chain, so it cannot be "
-                             f"exported; fuse with it with `twogan fuse --checkpoint {folder}`")
+        raise InferenceError(f"{folder}: is a FusionGAN run (g.keras), not a two-layer GAN: it cannot be exported or "
+                             f"fuse videos; `twogan fuse --checkpoint {folder}` fuses images with it")
     if missing:
         raise FileNotFoundError(f"{folder}: not a two-layer GAN checkpoint (missing {', '.join(missing)})")
     swap = TwoGanConfig.from_json(folder / "config.json").train.swap_second_layer if (folder / "config.json").is_file() else False
