@@ -144,3 +144,55 @@ def test_progress_bars_fall_back_to_text_without_notebook_widgets():
     if importlib.util.find_spec("ipywidgets") is not None:
         pytest.skip("ipywidgets is installed: the notebook bar is used")
     assert type(tqdm(range(3), disable=True)) is text_tqdm
+
+
+TNO = REPO.parent / "shared" / "data" / "tno"
+ROADSCENE = REPO.parent / "shared" / "data" / "roadscene"
+
+
+def test_fuse_and_evaluate_take_only_the_pairs_of_a_split_subset(tiny_checkpoint, tmp_path, capsys):
+    import csv
+    import json
+
+    split = TNO / "split.json"
+    test_pairs = json.loads(split.read_text())["test"]
+    selection = ["--split", str(split), "--subset", "test"]
+    code, err = run_cli(["fuse", "--ir", str(TNO / "ir"), "--vis", str(TNO / "vis"), "--out", str(tmp_path / "fused"),
+                         "--checkpoint", str(tiny_checkpoint), "--quiet", *selection], capsys)
+    assert code == 0, err
+    assert sorted(path.stem for path in (tmp_path / "fused").iterdir()) == sorted(test_pairs)
+    code, err = run_cli(["evaluate", "--ir", str(TNO / "ir"), "--vis", str(TNO / "vis"), "--fused", str(tmp_path / "fused"),
+                         "--out", str(tmp_path / "eval"), "--metrics", "EN", "--quiet", *selection], capsys)
+    assert code == 0, err
+    with open(tmp_path / "eval" / "fused_metrics.csv") as table:
+        assert sorted(row["image"] for row in csv.DictReader(table)) == sorted(test_pairs)
+    code, err = run_cli(["fuse", "--ir", str(TNO / "ir"), "--vis", str(TNO / "vis"), "--out", str(tmp_path / "other"),
+                         "--checkpoint", str(tiny_checkpoint), "--split", str(split), "--subset", "validation"], capsys)
+    assert_one_line_error(code, err, "fuse", "split.json", "no list of pairs named 'validation'", "subsets: test, train")
+    assert not (tmp_path / "other").exists()
+
+
+def test_resize_box_is_the_block_mean_for_an_integer_factor():
+    from tf_twogan.images import resize_box
+
+    image = np.random.default_rng(0).integers(0, 256, (12, 18, 3), dtype=np.uint8)
+    blocks = image.reshape(4, 3, 6, 3, 3).astype(np.float64).mean(axis=(1, 3))
+    # Pillow sums in fixed point: within one grey level of the exact block mean
+    assert np.abs(resize_box(image, 4, 6).astype(np.float64) - blocks).max() <= 1.0
+
+
+def test_resize_vis_fuses_a_roadscene_pair_of_two_sizes_on_the_infrared_grid(tiny_checkpoint, tmp_path, capsys):
+    from tf_twogan.images import read_image, resize_box
+    from tf_twogan.inference import Fuser
+
+    ir_path, vis_path = ROADSCENE / "ir" / "FLIR_00006.jpg", ROADSCENE / "vis" / "FLIR_00006.jpg"
+    argv = ["fuse", "--ir", str(ir_path), "--vis", str(vis_path), "--out", str(tmp_path / "fused.png"),
+            "--checkpoint", str(tiny_checkpoint)]
+    code, err = run_cli(argv, capsys)
+    assert_one_line_error(code, err, "fuse", "differ in size")
+    code, err = run_cli([*argv, "--resize-vis"], capsys)
+    assert code == 0, err
+    ir, vis = read_image(ir_path), read_image(vis_path)
+    expected = Fuser(tiny_checkpoint).fuse_arrays(ir, resize_box(vis, *ir.shape[:2]))
+    np.testing.assert_array_equal(read_image(tmp_path / "fused.png"), expected)
+    assert expected.shape == ir.shape[:2] + (3,)

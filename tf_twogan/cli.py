@@ -100,11 +100,26 @@ def _evaluate(args: argparse.Namespace) -> None:
     if args.methods_from_suffix:
         if len(args.fused) != 1:
             raise ConfigError("--methods-from-suffix takes exactly one --fused folder (holding <pair>_<method> files)")
+        if args.split is not None:
+            raise ConfigError("--split selects pairs of folders by name: it does not combine with --methods-from-suffix")
         result = evaluate_vifb_style(args.ir, args.vis, args.fused[0], args.out, **options)
     else:
-        result = evaluate_folders(args.ir, args.vis, args.fused, args.out, **options)
+        result = evaluate_folders(args.ir, args.vis, args.fused, args.out, pairs=_subset(args), **options)
     table = Path(args.out) / "metrics_mean.md"
     print(table.read_text() if table.is_file() else result)
+
+
+def _subset(args: argparse.Namespace) -> list[str] | None:
+    """The pair names of ``--subset`` in ``--split`` (None without ``--split``)."""
+    if args.subset is not None and args.split is None:
+        raise ConfigError("--subset needs --split")
+    if args.split is None:
+        return None
+    if args.subset is None:
+        raise ConfigError("--split needs --subset (e.g. --subset test)")
+    from .images import split_names
+
+    return split_names(args.split, args.subset)
 
 
 def _fuse(args: argparse.Namespace) -> None:
@@ -130,7 +145,8 @@ def _fuse(args: argparse.Namespace) -> None:
     from .inference import fuse
 
     written = fuse(args.ir, args.vis, args.out, checkpoint=args.checkpoint, tile=args.tile, precision=args.precision or "float32",
-                   skip_unmatched=args.skip_unmatched, progress=not args.quiet)
+                   skip_unmatched=args.skip_unmatched, progress=not args.quiet, names=_subset(args),
+                   resize_vis=args.resize_vis)
     print(written[0] if len(written) == 1 else f"{args.out}: {len(written)} fused images")
 
 
@@ -141,7 +157,8 @@ def _fuse_video(args: argparse.Namespace) -> None:
     for flag, path in (("--ir", args.ir), ("--vis", args.vis)):
         if not is_video(path):
             raise ImageError(f"{path}: not a video file ({flag}); give two videos, two image files or two folders")
-    for flag, used in (("--fusiongan-checkpoint", args.fusiongan_checkpoint is not None), ("--skip-unmatched", args.skip_unmatched)):
+    for flag, used in (("--fusiongan-checkpoint", args.fusiongan_checkpoint is not None), ("--skip-unmatched", args.skip_unmatched),
+                       ("--split", args.split is not None), ("--resize-vis", args.resize_vis)):
         if used:
             raise ConfigError(f"{flag} is not supported for video inputs")
     print(fuse_video(args.ir, args.vis, args.out, checkpoint=args.checkpoint, precision=args.precision, tile=args.tile,
@@ -164,7 +181,8 @@ def _fuse_trained_fusiongan(args: argparse.Namespace) -> None:
     from .fusiongan import fuse_original_paths, load_trained_generator
 
     for flag, used in (("--tile", args.tile is not None), ("--precision bfloat16", args.precision == "bfloat16"),
-                       ("--skip-unmatched", args.skip_unmatched)):
+                       ("--skip-unmatched", args.skip_unmatched), ("--split", args.split is not None),
+                       ("--resize-vis", args.resize_vis)):
         if used:
             raise ConfigError(f"{flag} is not supported for a FusionGAN run ({args.checkpoint})")
     generator = load_trained_generator(args.checkpoint)
@@ -182,6 +200,13 @@ def _demo(args: argparse.Namespace) -> None:
     from .demo import demo
 
     demo(args.out, checkpoint=args.checkpoint)
+
+
+def add_subset_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
+    """``--split FILE --subset NAME``: only the pairs a split file lists (folder inputs)."""
+    parser.add_argument("--split", metavar="FILE", help=f"JSON file listing pair names per subset (e.g. tno/split.json): "
+                        f"{verb} only the pairs of --subset")
+    parser.add_argument("--subset", metavar="NAME", help="subset of --split, e.g. test")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -252,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="one --fused folder holding <pair>_<method>.<ext> files (VIFB's layout)")
     evaluate.add_argument("--color", choices=("gray", "channels"), default="gray",
                           help="score colour results as BT.601 gray (default) or per channel as VIFB's tables do")
+    add_subset_arguments(evaluate, "score")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(handler=_evaluate)
 
@@ -269,6 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     fuse.add_argument("--codec", choices=("libx264", "ffv1"), default="libx264",
                       help="video output: libx264 (H.264, CRF 17, default) or ffv1 (lossless, .mkv or .avi)")
     fuse.add_argument("--skip-unmatched", action="store_true", help="folder mode: fuse the pairs that match, ignore the rest")
+    add_subset_arguments(fuse, "fuse")
+    fuse.add_argument("--resize-vis", action="store_true",
+                      help="resize each visible image onto its infrared image's grid (box filter, colour kept) first: "
+                      "for pairs from two cameras, e.g. RoadScene as distributed")
     fuse.add_argument("--fusiongan-checkpoint", metavar="PREFIX",
                       help="fuse with an original FusionGAN TF1 checkpoint (prefix or its folder), reproducing its "
                       "test_one_image.py output (see docs/FUSIONGAN.md)")

@@ -25,11 +25,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
-from .images import IMAGE_SUFFIXES, ImageError, is_gray_as_rgb, list_images, natural_key, read_image, to_uint8, write_image
+from .images import (IMAGE_SUFFIXES, ImageError, is_gray_as_rgb, list_images, natural_key, read_image, resize_box, to_uint8,
+                     write_image)
 
 PRECISIONS = ("float32", "bfloat16")
 # Without an explicit tile, an image is tiled when its widest float32 activation
@@ -290,7 +291,7 @@ class Fuser:
         self.first_margin, self.second_margin = g1.margin, g3.margin
         spec = tf.TensorSpec([None], tf.int32)
         self._chain = tf.function(self._chain_tile, jit_compile=jit_compile, reduce_retracing=True,
-                                  input_signature=[tf.TensorSpec([1, None, None, 2], tf.float32), spec, spec])
+                                  input_signature=[tf.TensorSpec([None, None, None, 2], tf.float32), spec, spec])
 
     @property
     def min_size(self) -> int:
@@ -298,7 +299,7 @@ class Fuser:
         return max(self.first_margin, self.second_margin) + 1
 
     def _chain_tile(self, block, second_rows, second_cols):
-        """[IR, VIS] input block (-1..1) -> fused tile on 0..255 (float32)."""
+        """[IR, VIS] input blocks (N, h, w, 2) on -1..1 -> fused tiles (N, H, W) on 0..255 (float32)."""
         import tensorflow as tf
 
         g1, g2, g3 = self.stacks
@@ -306,7 +307,7 @@ class Fuser:
         first = tf.concat([vir, irv] if self.swap_second_layer else [irv, vir], axis=-1)
         second = tf.gather(tf.gather(first, second_rows, axis=1), second_cols, axis=2)
         fused = tf.tanh(g3(second))
-        return fused[0, ..., 0] * 127.5 + 127.5
+        return fused[..., 0] * 127.5 + 127.5
 
     @property
     def auto_tile(self) -> int:
@@ -338,8 +339,21 @@ class Fuser:
             block = np.stack([ir[rows, cols], vis[rows, cols]], axis=-1)[None].astype(np.float32)
             block = (block - np.float32(127.5)) / np.float32(127.5)
             fused[plan.rows, plan.cols] = self._chain(block, plan.second_rows.astype(np.int32),
-                                                      plan.second_cols.astype(np.int32)).numpy()
+                                                      plan.second_cols.astype(np.int32)).numpy()[0]
         return fused
+
+    def fuse_luma_batch(self, irs: np.ndarray, vises: np.ndarray) -> np.ndarray:
+        """Fuse N gray pairs of one size in a single call of the chain, untiled: (N, H, W) -> float32 (N, H, W).
+
+        Equals :meth:`fuse_luma` per pair up to float rounding (batched convolutions may
+        sum in another order).  For video frames (benchmarks/bench_video.py).
+        """
+        count, height, width = irs.shape
+        plan = next(plan_tiles(height, width, max(height, width), self.first_margin, self.second_margin))
+        rows, cols = np.ix_(plan.input_rows, plan.input_cols)
+        block = np.stack([irs[:, rows, cols], vises[:, rows, cols]], axis=-1).astype(np.float32)
+        block = (block - np.float32(127.5)) / np.float32(127.5)
+        return self._chain(block, plan.second_rows.astype(np.int32), plan.second_cols.astype(np.int32)).numpy()
 
     def _check_pair(self, ir: LumaImage, vis: LumaImage, ir_label: str, vis_label: str) -> None:
         if ir.luma.shape != vis.luma.shape:
@@ -362,10 +376,12 @@ class Fuser:
         return luma if as_float else merge_luma(luma, vis_image)
 
     def fuse_files(self, ir_path: str | os.PathLike, vis_path: str | os.PathLike, out_path: str | os.PathLike,
-                   progress: bool = False) -> Path:
+                   progress: bool = False, resize_vis: bool = False) -> Path:
         """Read, fuse and write one pair atomically; the format follows ``out_path``'s suffix.
 
         Refuses to overwrite either input.  ``progress`` shows a bar over tiles.
+        ``resize_vis`` first resizes the visible image onto the infrared grid
+        (:func:`~tf_twogan.images.resize_box`), for pairs from two cameras such as RoadScene.
         """
         out_path = Path(out_path)
         if out_path.suffix.lower() not in IMAGE_SUFFIXES:
@@ -375,19 +391,31 @@ class Fuser:
         for source in (ir_path, vis_path):
             if out_path.exists() and out_path.resolve() == Path(source).resolve():
                 raise ImageError(f"{out_path}: is an input image; choose another output path")
-        fused = self.fuse_arrays(read_image(ir_path), read_image(vis_path), ir_label=str(ir_path),
-                                 vis_label=str(vis_path), progress=progress)
+        ir, vis = read_image(ir_path), read_image(vis_path)
+        if resize_vis:
+            vis = resize_box(vis, *ir.shape[:2])
+        fused = self.fuse_arrays(ir, vis, ir_label=str(ir_path), vis_label=str(vis_path), progress=progress)
         return write_image(out_path, fused)
 
     def fuse_folders(self, ir_dir: str | os.PathLike, vis_dir: str | os.PathLike, out_dir: str | os.PathLike,
-                     skip_unmatched: bool = False, suffix: str = ".png", progress: bool = False) -> list[Path]:
+                     skip_unmatched: bool = False, suffix: str = ".png", progress: bool = False,
+                     names: Iterable[str] | None = None, resize_vis: bool = False) -> list[Path]:
         """Fuse every pair of two folders matched by file name into ``out_dir/<name><suffix>``.
 
         Names found in only one folder are listed in an :class:`ImageError` unless
         ``skip_unmatched``, in which case the matched pairs are fused and the others
-        ignored.  Returns the written paths in natural name order.
+        ignored.  With ``names`` (e.g. :func:`~tf_twogan.images.split_names`) only those
+        pairs are fused, and each must be in both folders.  ``resize_vis`` as in
+        :meth:`fuse_files`.  Returns the written paths in natural name order.
         """
         ir_images, vis_images = list_images(ir_dir), list_images(vis_dir)
+        if names is not None:
+            wanted = set(names)
+            missing = sorted(wanted - (set(ir_images) & set(vis_images)), key=natural_key)
+            if missing:
+                raise ImageError(f"{ir_dir}, {vis_dir}: listed pairs not found in both folders: {', '.join(missing)}")
+            ir_images = {name: path for name, path in ir_images.items() if name in wanted}
+            vis_images = {name: path for name, path in vis_images.items() if name in wanted}
         only_ir = sorted(set(ir_images) - set(vis_images), key=natural_key)
         only_vis = sorted(set(vis_images) - set(ir_images), key=natural_key)
         names = sorted(set(ir_images) & set(vis_images), key=natural_key)
@@ -405,7 +433,8 @@ class Fuser:
 
         written = []
         for name in tqdm(names, desc="fuse", unit="pair", disable=not progress):
-            written.append(self.fuse_files(ir_images[name], vis_images[name], Path(out_dir) / f"{name}{suffix}"))
+            written.append(self.fuse_files(ir_images[name], vis_images[name], Path(out_dir) / f"{name}{suffix}",
+                                           resize_vis=resize_vis))
         return written
 
 
@@ -423,9 +452,10 @@ def check_output_path(source: Path, out: str | os.PathLike) -> None:
 
 def fuse(ir: str | os.PathLike, vis: str | os.PathLike, out: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
          tile: int | None = None, precision: str = "float32", skip_unmatched: bool = False,
-         progress: bool = False) -> list[Path]:
+         progress: bool = False, names: Iterable[str] | None = None, resize_vis: bool = False) -> list[Path]:
     """``twogan fuse``: fuse two files into ``out`` (a file, or an existing folder to hold
-    ``<ir name>.png``), or two folders into the folder ``out``."""
+    ``<ir name>.png``), or two folders into the folder ``out`` (only ``names`` if given).
+    ``resize_vis`` resizes each visible image onto its infrared grid first."""
     ir, vis = Path(ir), Path(vis)
     if ir.is_dir() != vis.is_dir():
         raise ImageError(f"--ir {ir} and --vis {vis}: give two files or two folders")
@@ -433,6 +463,9 @@ def fuse(ir: str | os.PathLike, vis: str | os.PathLike, out: str | os.PathLike, 
     fuser = Fuser(checkpoint, precision=precision, tile=tile)
     if not ir.is_dir() and Path(out).is_dir():
         out = Path(out) / f"{ir.stem}.png"
+    if names is not None and not ir.is_dir():
+        raise ImageError(f"{ir}: a subset of a split file needs folder inputs")
     if ir.is_dir():
-        return fuser.fuse_folders(ir, vis, out, skip_unmatched=skip_unmatched, progress=progress)
-    return [fuser.fuse_files(ir, vis, out, progress=progress)]
+        return fuser.fuse_folders(ir, vis, out, skip_unmatched=skip_unmatched, progress=progress, names=names,
+                                  resize_vis=resize_vis)
+    return [fuser.fuse_files(ir, vis, out, progress=progress, resize_vis=resize_vis)]
