@@ -78,7 +78,7 @@ def main() -> None:
             if reference is None:
                 reference = fused
             row = dict(precision=precision, xla=xla, per_frame_fps=round(per_frame, 2),
-                       psnr_vs_first=round(psnr(reference, fused), 1))
+                       psnr_vs_first=round(float(psnr(reference, fused)), 1))
             for batch in map(int, args.batches.split(",")):
                 run = lambda: [fuser.fuse_luma_batch(irs[i:i + batch], vises[i:i + batch]) for i in range(0, len(irs), batch)]  # noqa: E731
                 row[f"chain_fps_batch{batch}"] = round(frames_per_second(run, len(irs), args.repeats), 2)
