@@ -31,7 +31,7 @@ from tf_twogan.cli import main as twogan
 from tf_twogan.evaluate import evaluate_vifb_style, markdown_table
 from tf_twogan.figures import comparison_grid
 from tf_twogan.atomic import atomic_write
-from tf_twogan.images import list_images, natural_key, pair_folders, read_gray_uint8, read_image, write_image
+from tf_twogan.images import list_images, natural_key, pair_folders, read_gray_uint8, read_image, resize_box, write_image
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -63,8 +63,6 @@ def registered_roadscene(out: Path) -> Path:
     In ../shared/data the visible frames are 3.118x (rows) by 2.809x (columns) the
     infrared ones in every pair; a resize onto the infrared grid registers them.
     """
-    from PIL import Image
-
     source = DATA / "roadscene"
     (out / "ir").mkdir(parents=True, exist_ok=True)
     for name, ir_path, vis_path in pair_folders(source / "ir", source / "vis"):
@@ -74,8 +72,7 @@ def registered_roadscene(out: Path) -> Path:
         target = out / "vis" / f"{name}.png"
         if not target.exists():
             height, width = read_image(ir_path).shape[:2]
-            vis = Image.fromarray(read_image(vis_path)).resize((width, height), Image.BOX)
-            write_image(target, np.asarray(vis))
+            write_image(target, resize_box(read_image(vis_path), height, width))
     return out
 
 

@@ -7,14 +7,19 @@ TensorFlow is imported only by the subcommands that need it.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
 from .config import METHODS, PRESETS, SECOND_LAYER_INITS, SECOND_LAYER_TARGETS, ConfigError
+from .console import VERBOSE_ENV, import_tensorflow_quietly
 from .errors import TwoGanError
 from .images import ImageError
+
+# `paper` trains for about 50 hours on a 2-core CPU (README, Presets); `lite` in about 90 minutes.
+DEFAULT_TRAIN_PRESET = "lite"
+# Subcommands that import TensorFlow: it is imported up front, with its log lines hidden.
+TENSORFLOW_COMMANDS = ("train", "fuse", "export", "demo")
 
 # TwoGanError covers ConfigError, ImageError, StoreError, InferenceError, ExportError and
 # CheckpointError; OSError covers missing files, permissions and full disks (the message
@@ -26,11 +31,14 @@ def _prepare(args: argparse.Namespace) -> None:
     from .store import PatchStore, prepare_store, verify_store
 
     if args.verify:
+        extra = [flag for flag, value in (("--vis", args.vis), ("--out", args.out)) if value is not None]
+        if extra:
+            raise ConfigError(f"--verify checks an existing store: leave out {', '.join(extra)}")
         print("\n".join(verify_store(args.verify)))
         return
-    missing = [flag for flag, value in (("--ir", args.ir), ("--vis", args.vis), ("--out", args.out)) if value is None]
+    missing = [flag for flag, value in (("--vis", args.vis), ("--out", args.out)) if value is None]
     if missing:
-        raise ConfigError(f"{', '.join(missing)} required (or --verify STORE)")
+        raise ConfigError(f"{', '.join(missing)} required with --ir (or --verify STORE alone)")
     if args.subset is not None and args.split is None:
         raise ConfigError("--subset needs --split")
     from .config import preset
@@ -54,7 +62,7 @@ def resolve_config(args: argparse.Namespace):
             raise ConfigError("--config gives the whole configuration: leave out --preset and --method")
         base = TwoGanConfig.from_json(args.config)
     else:
-        base = preset(args.preset or "paper", args.method or "twogan")
+        base = preset(args.preset or DEFAULT_TRAIN_PRESET, args.method or "twogan")
     overrides = {key: value for key, value in (("epochs", args.epochs), ("steps_per_epoch", args.steps_per_epoch),
                                                 ("batch_size", args.batch_size), ("seed", args.seed),
                                                 ("learning_rate", args.learning_rate), ("precision", args.precision))
@@ -82,22 +90,51 @@ def _train(args: argparse.Namespace) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     from .evaluate import evaluate_folders, evaluate_vifb_style
 
+    for flag, folders in (("--ir", [args.ir]), ("--vis", [args.vis]), ("--fused", args.fused)):
+        for folder in folders:
+            if Path(folder).is_file():
+                what = "fused images" if flag == "--fused" else "images"
+                raise ConfigError(f"{folder}: is a file, not a folder of {what} ({flag} takes a folder)")
+
     metrics = None if args.metrics is None else [name.strip() for name in args.metrics.split(",") if name.strip()]
     options = dict(metrics=metrics, convention=args.convention, progress=not args.quiet, color=args.color)
     if args.methods_from_suffix:
         if len(args.fused) != 1:
             raise ConfigError("--methods-from-suffix takes exactly one --fused folder (holding <pair>_<method> files)")
+        if args.split is not None:
+            raise ConfigError("--split selects pairs of folders by name: it does not combine with --methods-from-suffix")
         result = evaluate_vifb_style(args.ir, args.vis, args.fused[0], args.out, **options)
     else:
-        result = evaluate_folders(args.ir, args.vis, args.fused, args.out, **options)
+        result = evaluate_folders(args.ir, args.vis, args.fused, args.out, pairs=_subset(args), **options)
     table = Path(args.out) / "metrics_mean.md"
     print(table.read_text() if table.is_file() else result)
+
+
+def _subset(args: argparse.Namespace) -> list[str] | None:
+    """The pair names of ``--subset`` in ``--split`` (None without ``--split``)."""
+    if args.subset is not None and args.split is None:
+        raise ConfigError("--subset needs --split")
+    if args.split is None:
+        return None
+    if args.subset is None:
+        raise ConfigError("--split needs --subset (e.g. --subset test)")
+    from .images import split_names
+
+    return split_names(args.split, args.subset)
 
 
 def _fuse(args: argparse.Namespace) -> None:
     for flag, path in (("--ir", args.ir), ("--vis", args.vis)):
         if not Path(path).exists():
             raise ImageError(f"{path}: no such file or folder ({flag})")
+    from .video import is_video
+
+    if is_video(args.ir) or is_video(args.vis):
+        _fuse_video(args)
+        return
+    from .inference import check_output_path
+
+    check_output_path(Path(args.ir), args.out)
     if args.fusiongan_checkpoint is not None:
         _fuse_fusiongan(args)
         return
@@ -108,12 +145,28 @@ def _fuse(args: argparse.Namespace) -> None:
         return
     from .inference import fuse
 
-    written = fuse(args.ir, args.vis, args.out, checkpoint=args.checkpoint, tile=args.tile, precision=args.precision,
-                   skip_unmatched=args.skip_unmatched, progress=not args.quiet)
+    written = fuse(args.ir, args.vis, args.out, checkpoint=args.checkpoint, tile=args.tile, precision=args.precision or "float32",
+                   skip_unmatched=args.skip_unmatched, progress=not args.quiet, names=_subset(args),
+                   resize_vis=args.resize_vis)
     skipped = getattr(written, "skipped", [])
     if skipped:
         print(f"{args.out}: kept {len(skipped)} output(s) already complete from an earlier run (delete them to fuse again)")
     print(written[0] if len(written) == 1 else f"{args.out}: {len(written)} fused images")
+
+
+def _fuse_video(args: argparse.Namespace) -> None:
+    """``twogan fuse`` with video files: frame by frame into a video (tf_twogan.video)."""
+    from .video import fuse_video, is_video
+
+    for flag, path in (("--ir", args.ir), ("--vis", args.vis)):
+        if not is_video(path):
+            raise ImageError(f"{path}: not a video file ({flag}); give two videos, two image files or two folders")
+    for flag, used in (("--fusiongan-checkpoint", args.fusiongan_checkpoint is not None), ("--skip-unmatched", args.skip_unmatched),
+                       ("--split", args.split is not None), ("--resize-vis", args.resize_vis)):
+        if used:
+            raise ConfigError(f"{flag} is not supported for video inputs")
+    print(fuse_video(args.ir, args.vis, args.out, checkpoint=args.checkpoint, precision=args.precision, tile=args.tile,
+                     codec=args.codec, progress=not args.quiet))
 
 
 def _fuse_fusiongan(args: argparse.Namespace) -> None:
@@ -131,8 +184,9 @@ def _fuse_trained_fusiongan(args: argparse.Namespace) -> None:
     """``twogan fuse --checkpoint RUN`` for a run of ``twogan train --method fusiongan`` (corrected mode)."""
     from .fusiongan import fuse_original_paths, load_trained_generator
 
-    for flag, used in (("--tile", args.tile is not None), ("--precision bfloat16", args.precision != "float32"),
-                       ("--skip-unmatched", args.skip_unmatched)):
+    for flag, used in (("--tile", args.tile is not None), ("--precision bfloat16", args.precision == "bfloat16"),
+                       ("--skip-unmatched", args.skip_unmatched), ("--split", args.split is not None),
+                       ("--resize-vis", args.resize_vis)):
         if used:
             raise ConfigError(f"{flag} is not supported for a FusionGAN run ({args.checkpoint})")
     generator = load_trained_generator(args.checkpoint)
@@ -152,16 +206,30 @@ def _demo(args: argparse.Namespace) -> None:
     demo(args.out, checkpoint=args.checkpoint)
 
 
+def add_subset_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
+    """``--split FILE --subset NAME``: only the pairs a split file lists (folder inputs)."""
+    parser.add_argument("--split", metavar="FILE", help=f"JSON file listing pair names per subset (e.g. tno/split.json): "
+                        f"{verb} only the pairs of --subset")
+    parser.add_argument("--subset", metavar="NAME", help="subset of --split, e.g. test")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="twogan", description="Two-layer GAN for infrared + visible image fusion.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    parser.add_argument("--verbose", action="store_true",
+                        help=f"show TensorFlow's log lines (hidden by default; also {VERBOSE_ENV}=1)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    prepare = commands.add_parser("prepare", help="cut IR/VIS image pairs into an HDF5 patch store")
-    prepare.add_argument("--ir", help="folder of infrared images")
-    prepare.add_argument("--vis", help="folder of visible images (same file names)")
-    prepare.add_argument("--out", help="output store, e.g. tno_train.h5")
-    prepare.add_argument("--verify", metavar="STORE", help="re-check an existing store's checksums and sources instead")
+    prepare = commands.add_parser(
+        "prepare", help="cut IR/VIS image pairs into an HDF5 patch store",
+        usage="twogan prepare [-h] (--ir IR --vis VIS --out OUT | --verify STORE) [--split SPLIT] [--subset SUBSET]\n"
+              "                      [--method {twogan,fusiongan}] [--patch PATCH] [--stride STRIDE] [--quiet]")
+    source = prepare.add_mutually_exclusive_group(required=True)
+    source.add_argument("--ir", help="folder of infrared images (required with --vis and --out)")
+    prepare.add_argument("--vis", help="folder of visible images, same file names (required with --ir)")
+    prepare.add_argument("--out", help="output store, e.g. tno_train.h5 (required with --ir)")
+    source.add_argument("--verify", metavar="STORE", help="re-check an existing store's checksums and sources instead")
     prepare.add_argument("--split", help="JSON file listing pair names per subset (e.g. tno/split.json)")
     prepare.add_argument("--subset", help="subset of --split to use (default train)")
     prepare.add_argument("--method", choices=METHODS, default="twogan",
@@ -175,7 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--store", required=True, help="patch store made by `twogan prepare`")
     train.add_argument("--out", required=True, help="run folder (rerun the same command to resume)")
     train.add_argument("--method", choices=METHODS, help="twogan (the paper, default) or fusiongan (the baseline)")
-    train.add_argument("--preset", choices=PRESETS, help="network widths and schedule (default paper)")
+    train.add_argument("--preset", choices=PRESETS,
+                       help=f"network widths and schedule (default {DEFAULT_TRAIN_PRESET}: about 90 min on 2 CPU cores; "
+                       "paper: about 50 h on such a CPU, a GPU job)")
     train.add_argument("--config", help="a config JSON (e.g. a run's config.json, edited) instead of --preset/--method; "
                        "for ablations: every constant of the paper is a field")
     train.add_argument("--epochs", type=int, help="epochs per GAN")
@@ -211,18 +281,28 @@ def build_parser() -> argparse.ArgumentParser:
                           help="one --fused folder holding <pair>_<method>.<ext> files (VIFB's layout)")
     evaluate.add_argument("--color", choices=("gray", "channels"), default="gray",
                           help="score colour results as BT.601 gray (default) or per channel as VIFB's tables do")
+    add_subset_arguments(evaluate, "score")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(handler=_evaluate)
 
-    fuse = commands.add_parser("fuse", help="fuse an IR/VIS pair of files, or two folders paired by file name")
-    fuse.add_argument("--ir", required=True, help="infrared image file or folder")
-    fuse.add_argument("--vis", required=True, help="visible image file or folder (RGB keeps its colour)")
-    fuse.add_argument("--out", required=True, help="output image file, or folder for folder inputs (<name>.png)")
+    fuse = commands.add_parser("fuse", help="fuse an IR/VIS pair of files, two folders paired by file name, or two videos")
+    fuse.add_argument("--ir", required=True, help="infrared image file, folder or video (.mp4 .avi .mkv .mov)")
+    fuse.add_argument("--vis", required=True, help="visible image file, folder or video (RGB keeps its colour)")
+    fuse.add_argument("--out", required=True, help="output image file, folder for folder inputs (<name>.png), "
+                      "or video file for video inputs")
     fuse.add_argument("--checkpoint", help="checkpoint or run folder with g1/g2/g3.keras, or a `twogan train --method fusiongan` run folder (default: the shipped one)")
     fuse.add_argument("--tile", type=int, help="exact tiling with this tile side in pixels (default: automatic above "
                       "512x512 pixels for the paper widths, 1440x1440 for lite; 0: never tile)")
-    fuse.add_argument("--precision", choices=("float32", "bfloat16"), default="float32", help="compute precision")
+    fuse.add_argument("--precision", choices=("float32", "bfloat16"),
+                      help="compute precision (default float32 for images; for videos bfloat16 where the CPU has "
+                      "AVX512_BF16 or AMX, else float32)")
+    fuse.add_argument("--codec", choices=("libx264", "ffv1"), default="libx264",
+                      help="video output: libx264 (H.264, CRF 17, default) or ffv1 (lossless, .mkv or .avi)")
     fuse.add_argument("--skip-unmatched", action="store_true", help="folder mode: fuse the pairs that match, ignore the rest")
+    add_subset_arguments(fuse, "fuse")
+    fuse.add_argument("--resize-vis", action="store_true",
+                      help="resize each visible image onto its infrared image's grid (box filter, colour kept) first: "
+                      "for pairs from two cameras, e.g. RoadScene as distributed")
     fuse.add_argument("--fusiongan-checkpoint", metavar="PREFIX",
                       help="fuse with an original FusionGAN TF1 checkpoint (prefix or its folder), reproducing its "
                       "test_one_image.py output (see docs/FUSIONGAN.md)")
@@ -232,7 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     fuse.set_defaults(handler=_fuse)
 
     export = commands.add_parser("export", help="write a SavedModel of the fusion chain for TF Serving")
-    export.add_argument("--checkpoint", help="checkpoint or run folder (default: the shipped one)")
+    export.add_argument("--checkpoint", help="two-layer GAN checkpoint or run folder (default: the shipped one); "
+                        "FusionGAN runs (e.g. checkpoints/fusiongan_lite) cannot be exported")
     export.add_argument("--out", required=True, help="numbered version folder to create, e.g. export/twogan/1")
     export.set_defaults(handler=_export)
 
@@ -243,12 +324,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def package_version() -> str:
+    """The installed distribution's version (``tf_twogan.__version__`` when run from a source tree)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tf_twogan")
+    except PackageNotFoundError:
+        from . import __version__
+        return __version__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``twogan``; returns the exit status."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], None] = args.handler
     try:
+        if args.command in TENSORFLOW_COMMANDS:
+            import_tensorflow_quietly(verbose=args.verbose)
         handler(args)
     except USER_ERRORS as error:
         if args.debug:

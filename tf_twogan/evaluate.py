@@ -80,8 +80,12 @@ def evaluate_folders(
     convention: str = "matlab",
     progress: bool = True,
     color: str = "gray",
+    pairs: Iterable[str] | None = None,
 ) -> EvaluationResult:
     """Score every fused folder against the source pairs; write the tables and plot.
+
+    With ``pairs`` (e.g. :func:`~tf_twogan.images.split_names`) only those pairs are
+    scored, and every fused folder must hold each of them.
 
     ``fused_dirs``: one folder per method (its name is the method's name), each
     holding ``<stem>.<ext>`` for the pairs it fused.  All fused folders must hold
@@ -103,7 +107,18 @@ def evaluate_folders(
     if duplicates:
         raise ConfigError(f"fused folders must have distinct names (they name the methods): {', '.join(duplicates)}")
     methods = {name: list_images(folder) for name, folder in zip(names, folders)}
+    if pairs is not None:
+        methods = {method: _only(files, pairs, folder) for (method, files), folder in zip(methods.items(), folders)}
     return _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, color)
+
+
+def _only(files: dict[str, Path], pairs: Iterable[str], folder: Path) -> dict[str, Path]:
+    """``files`` restricted to ``pairs``; each must be there."""
+    pairs = list(pairs)
+    missing = [name for name in pairs if name not in files]
+    if missing:
+        raise ImageError(f"{folder}: no fused image for listed pairs {', '.join(missing)}")
+    return {name: files[name] for name in pairs}
 
 
 def evaluate_vifb_style(
@@ -187,7 +202,7 @@ def _read_as_stored(path: Path) -> np.ndarray:
 
 
 def _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, color="gray") -> EvaluationResult:
-    from tqdm.auto import tqdm
+    from .console import tqdm
 
     names = M.metric_names(metrics)
     if convention not in M.CONVENTIONS:

@@ -282,7 +282,7 @@ def fuse_original_paths(ir: str | os.PathLike, vis: str | os.PathLike, out: str 
     loaded once (``checkpoint`` may also be a generator already loaded); each image
     is written atomically as uint8.
     """
-    from tqdm.auto import tqdm
+    from .console import tqdm
 
     from .images import pair_folders, write_image
 

@@ -60,7 +60,8 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.nda
         if image is None:
             image = np.asarray(iio.imread(path))
     except Exception as error:  # imageio raises many types for corrupt files
-        raise ImageError(f"{path}: cannot be read as an image ({type(error).__name__}: {error})") from None
+        # imageio's own message may advise installing a plugin (pip install imageio[pyav]): not the user's problem
+        raise ImageError(f"{path}: cannot be read as an image (damaged, or not a {path.suffix or 'known'} image file)") from None
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[-1] not in (3, 4)):
@@ -223,6 +224,35 @@ def pair_folders(
             )
         wanted = sorted(first_images, key=natural_key)
     return [(name, first_images[name], second_images[name]) for name in wanted]
+
+
+def split_names(split: str | os.PathLike, subset: str) -> list[str]:
+    """Pair names of ``subset`` in a split file (JSON ``{subset: [names]}``, like tno/split.json), in natural order."""
+    import json
+
+    try:
+        subsets = json.loads(Path(split).read_text())
+    except (OSError, ValueError) as error:
+        raise ImageError(f"{split}: cannot read split file ({type(error).__name__})") from None
+    if not isinstance(subsets, dict) or not isinstance(subsets.get(subset), list):
+        found = ", ".join(k for k, v in subsets.items() if isinstance(v, list)) if isinstance(subsets, dict) else ""
+        raise ImageError(f"{split}: has no list of pairs named {subset!r} (subsets: {found or 'none'})")
+    return sorted((str(name) for name in subsets[subset]), key=natural_key)
+
+
+def resize_box(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``image`` (uint8 gray or RGB) resized to ``height`` x ``width`` with a box filter, colour kept.
+
+    Each output pixel is the area-weighted mean of the input pixels it covers (Pillow's
+    ``BOX``), the right filter for shrinking.  It registers RoadScene's visible frames,
+    3.118x by 2.809x their infrared frames, onto the infrared grid
+    (``twogan fuse --resize-vis``, results/reproduce.py).
+    """
+    from PIL import Image
+
+    if image.shape[:2] == (height, width):
+        return image
+    return np.asarray(Image.fromarray(image).resize((width, height), Image.BOX))
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:

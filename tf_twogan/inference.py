@@ -25,12 +25,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
 from .errors import TwoGanError
-from .images import IMAGE_SUFFIXES, ImageError, is_gray_as_rgb, list_images, natural_key, read_image, to_uint8, write_image
+from .images import (IMAGE_SUFFIXES, ImageError, is_gray_as_rgb, list_images, natural_key, read_image, resize_box, to_uint8,
+                     write_image)
 from .locking import remove_stray_temporaries
 
 PRECISIONS = ("float32", "bfloat16")
@@ -170,6 +171,17 @@ def auto_tile_side(widest_layer: int) -> int:
 
 # ----------------------------------------------------------------------------- checkpoint
 
+def _shipped_hint(folder: Path) -> str:
+    """For a bare name like ``fusiongan_lite``: where the shipped checkpoints live."""
+    from .checkpoints import checkpoint_dir
+
+    shipped = checkpoint_dir().parent
+    names = sorted(path.name for path in shipped.iterdir() if path.is_dir() and not path.name.startswith("_"))
+    if len(folder.parts) == 1 and folder.name in names:
+        return f" (did you mean the shipped checkpoint {shipped / folder.name}?)"
+    return f" (shipped checkpoints: {', '.join(names)} in {shipped})"
+
+
 def load_chain(checkpoint: str | os.PathLike | None = None):
     """``(g1, g2, g3, swap_second_layer)`` of a checkpoint or run folder (default: the shipped one)."""
     from .checkpoints import checkpoint_dir
@@ -178,8 +190,11 @@ def load_chain(checkpoint: str | os.PathLike | None = None):
 
     folder = Path(checkpoint) if checkpoint is not None else checkpoint_dir()
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: no such checkpoint folder")
+        raise FileNotFoundError(f"{folder}: no such checkpoint folder{_shipped_hint(folder)}")
     missing = [name for name in ("g1.keras", "g2.keras", "g3.keras") if not (folder / name).is_file()]
+    if missing and (folder / "g.keras").is_file():
+        raise InferenceError(f"{folder}: is a FusionGAN run (g.keras), not a two-layer GAN: it cannot be exported or "
+                             f"fuse videos; `twogan fuse --checkpoint {folder}` fuses images with it")
     if missing:
         raise FileNotFoundError(f"{folder}: not a two-layer GAN checkpoint (missing {', '.join(missing)})")
     swap = TwoGanConfig.from_json(folder / "config.json").train.swap_second_layer if (folder / "config.json").is_file() else False
@@ -278,7 +293,7 @@ class Fuser:
         self.first_margin, self.second_margin = g1.margin, g3.margin
         spec = tf.TensorSpec([None], tf.int32)
         self._chain = tf.function(self._chain_tile, jit_compile=jit_compile, reduce_retracing=True,
-                                  input_signature=[tf.TensorSpec([1, None, None, 2], tf.float32), spec, spec])
+                                  input_signature=[tf.TensorSpec([None, None, None, 2], tf.float32), spec, spec])
 
     @property
     def min_size(self) -> int:
@@ -286,7 +301,7 @@ class Fuser:
         return max(self.first_margin, self.second_margin) + 1
 
     def _chain_tile(self, block, second_rows, second_cols):
-        """[IR, VIS] input block (-1..1) -> fused tile on 0..255 (float32)."""
+        """[IR, VIS] input blocks (N, h, w, 2) on -1..1 -> fused tiles (N, H, W) on 0..255 (float32)."""
         import tensorflow as tf
 
         g1, g2, g3 = self.stacks
@@ -294,7 +309,7 @@ class Fuser:
         first = tf.concat([vir, irv] if self.swap_second_layer else [irv, vir], axis=-1)
         second = tf.gather(tf.gather(first, second_rows, axis=1), second_cols, axis=2)
         fused = tf.tanh(g3(second))
-        return fused[0, ..., 0] * 127.5 + 127.5
+        return fused[..., 0] * 127.5 + 127.5
 
     @property
     def auto_tile(self) -> int:
@@ -314,7 +329,7 @@ class Fuser:
 
         ``progress`` shows a bar over the tiles when there is more than one.
         """
-        from tqdm.auto import tqdm
+        from .console import tqdm
 
         height, width = ir.shape
         tile = self.tile_for(height, width)
@@ -326,8 +341,21 @@ class Fuser:
             block = np.stack([ir[rows, cols], vis[rows, cols]], axis=-1)[None].astype(np.float32)
             block = (block - np.float32(127.5)) / np.float32(127.5)
             fused[plan.rows, plan.cols] = self._chain(block, plan.second_rows.astype(np.int32),
-                                                      plan.second_cols.astype(np.int32)).numpy()
+                                                      plan.second_cols.astype(np.int32)).numpy()[0]
         return fused
+
+    def fuse_luma_batch(self, irs: np.ndarray, vises: np.ndarray) -> np.ndarray:
+        """Fuse N gray pairs of one size in a single call of the chain, untiled: (N, H, W) -> float32 (N, H, W).
+
+        Equals :meth:`fuse_luma` per pair up to float rounding (batched convolutions may
+        sum in another order).  For video frames (benchmarks/bench_video.py).
+        """
+        count, height, width = irs.shape
+        plan = next(plan_tiles(height, width, max(height, width), self.first_margin, self.second_margin))
+        rows, cols = np.ix_(plan.input_rows, plan.input_cols)
+        block = np.stack([irs[:, rows, cols], vises[:, rows, cols]], axis=-1).astype(np.float32)
+        block = (block - np.float32(127.5)) / np.float32(127.5)
+        return self._chain(block, plan.second_rows.astype(np.int32), plan.second_cols.astype(np.int32)).numpy()
 
     def _check_pair(self, ir: LumaImage, vis: LumaImage, ir_label: str, vis_label: str) -> None:
         if ir.luma.shape != vis.luma.shape:
@@ -350,10 +378,12 @@ class Fuser:
         return luma if as_float else merge_luma(luma, vis_image)
 
     def fuse_files(self, ir_path: str | os.PathLike, vis_path: str | os.PathLike, out_path: str | os.PathLike,
-                   progress: bool = False) -> Path:
+                   progress: bool = False, resize_vis: bool = False) -> Path:
         """Read, fuse and write one pair atomically; the format follows ``out_path``'s suffix.
 
         Refuses to overwrite either input.  ``progress`` shows a bar over tiles.
+        ``resize_vis`` first resizes the visible image onto the infrared grid
+        (:func:`~tf_twogan.images.resize_box`), for pairs from two cameras such as RoadScene.
         """
         out_path = Path(out_path)
         if out_path.suffix.lower() not in IMAGE_SUFFIXES:
@@ -363,23 +393,35 @@ class Fuser:
         for source in (ir_path, vis_path):
             if out_path.exists() and out_path.resolve() == Path(source).resolve():
                 raise ImageError(f"{out_path}: is an input image; choose another output path")
-        fused = self.fuse_arrays(read_image(ir_path), read_image(vis_path), ir_label=str(ir_path),
-                                 vis_label=str(vis_path), progress=progress)
+        ir, vis = read_image(ir_path), read_image(vis_path)
+        if resize_vis:
+            vis = resize_box(vis, *ir.shape[:2])
+        fused = self.fuse_arrays(ir, vis, ir_label=str(ir_path), vis_label=str(vis_path), progress=progress)
         return write_image(out_path, fused)
 
     def fuse_folders(self, ir_dir: str | os.PathLike, vis_dir: str | os.PathLike, out_dir: str | os.PathLike,
-                     skip_unmatched: bool = False, suffix: str = ".png", progress: bool = False) -> list[Path]:
+                     skip_unmatched: bool = False, suffix: str = ".png", progress: bool = False,
+                     names: Iterable[str] | None = None, resize_vis: bool = False) -> list[Path]:
         """Fuse every pair of two folders matched by file name into ``out_dir/<name><suffix>``.
 
         Names found in only one folder are listed in an :class:`ImageError` unless
         ``skip_unmatched``, in which case the matched pairs are fused and the others
-        ignored.  Every pair is checked before the first output is written.  Outputs
-        already in ``out_dir`` are complete (each is written atomically) and kept, so
-        a rerun after an interruption fuses only the rest; the temporaries of the
+        ignored.  With ``names`` (e.g. :func:`~tf_twogan.images.split_names`) only those
+        pairs are fused, and each must be in both folders.  ``resize_vis`` as in
+        :meth:`fuse_files`.  Every pair is checked before the first output is written.
+        Outputs already in ``out_dir`` are complete (each is written atomically) and kept,
+        so a rerun after an interruption fuses only the rest; the temporaries of the
         interrupted run are removed.  Returns the output paths in natural name order
         (a :class:`FusedFolder`, whose ``skipped`` lists the outputs kept).
         """
         ir_images, vis_images = list_images(ir_dir), list_images(vis_dir)
+        if names is not None:
+            wanted = set(names)
+            missing = sorted(wanted - (set(ir_images) & set(vis_images)), key=natural_key)
+            if missing:
+                raise ImageError(f"{ir_dir}, {vis_dir}: listed pairs not found in both folders: {', '.join(missing)}")
+            ir_images = {name: path for name, path in ir_images.items() if name in wanted}
+            vis_images = {name: path for name, path in vis_images.items() if name in wanted}
         only_ir = sorted(set(ir_images) - set(vis_images), key=natural_key)
         only_vis = sorted(set(vis_images) - set(ir_images), key=natural_key)
         names = sorted(set(ir_images) & set(vis_images), key=natural_key)
@@ -393,7 +435,7 @@ class Fuser:
         for source in (ir_dir, vis_dir):
             if Path(out_dir).resolve() == Path(source).resolve():
                 raise ImageError(f"{out_dir}: is an input folder; choose another output folder")
-        from tqdm.auto import tqdm
+        from .console import tqdm
 
         remove_stray_temporaries(out_dir)  # left by an interrupted run
         result = FusedFolder()
@@ -402,16 +444,18 @@ class Fuser:
         result.skipped = [targets[name] for name in names if name in done]
         todo = [name for name in names if name not in done]
         for name in tqdm(todo, desc="check", unit="pair", disable=not progress):  # every pair before any output
-            self.check_files(ir_images[name], vis_images[name])
+            self.check_files(ir_images[name], vis_images[name], resize_vis=resize_vis)
         for name in tqdm(todo, desc="fuse", unit="pair", disable=not progress):
-            self.fuse_files(ir_images[name], vis_images[name], targets[name])
+            self.fuse_files(ir_images[name], vis_images[name], targets[name], resize_vis=resize_vis)
         result.extend(targets[name] for name in names)
         return result
 
-    def check_files(self, ir_path: str | os.PathLike, vis_path: str | os.PathLike) -> None:
+    def check_files(self, ir_path: str | os.PathLike, vis_path: str | os.PathLike, resize_vis: bool = False) -> None:
         """Raise :class:`ImageError` naming the file if this pair cannot be fused (unreadable, sizes, too small)."""
-        self._check_pair(split_luma(read_image(ir_path), str(ir_path)), split_luma(read_image(vis_path), str(vis_path)),
-                         str(ir_path), str(vis_path))
+        ir, vis = read_image(ir_path), read_image(vis_path)
+        if resize_vis:
+            vis = resize_box(vis, *ir.shape[:2])
+        self._check_pair(split_luma(ir, str(ir_path)), split_luma(vis, str(vis_path)), str(ir_path), str(vis_path))
 
 
 class FusedFolder(list):
@@ -420,17 +464,34 @@ class FusedFolder(list):
     skipped: list[Path]
 
 
+def check_output_path(source: Path, out: str | os.PathLike) -> None:
+    """Refuse an ``out`` that does not suit ``source`` (a file or a folder) before any work is done."""
+    text, out = os.fspath(out), Path(out)
+    if source.is_dir():
+        if out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir():
+            raise ImageError(f"{out}: folder inputs need an output folder, not an image file name (e.g. --out fused/)")
+        if out.is_file():
+            raise ImageError(f"{out}: is a file; folder inputs need an output folder")
+    elif not out.is_dir() and (text.endswith(("/", os.sep)) or not out.suffix):
+        raise ImageError(f"{out}: a single pair needs an output file name, e.g. {out / (source.stem + '.png')}")
+
+
 def fuse(ir: str | os.PathLike, vis: str | os.PathLike, out: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
          tile: int | None = None, precision: str = "float32", skip_unmatched: bool = False,
-         progress: bool = False) -> list[Path]:
+         progress: bool = False, names: Iterable[str] | None = None, resize_vis: bool = False) -> list[Path]:
     """``twogan fuse``: fuse two files into ``out`` (a file, or an existing folder to hold
-    ``<ir name>.png``), or two folders into the folder ``out``."""
+    ``<ir name>.png``), or two folders into the folder ``out`` (only ``names`` if given).
+    ``resize_vis`` resizes each visible image onto its infrared grid first."""
     ir, vis = Path(ir), Path(vis)
     if ir.is_dir() != vis.is_dir():
         raise ImageError(f"--ir {ir} and --vis {vis}: give two files or two folders")
+    check_output_path(ir, out)
     fuser = Fuser(checkpoint, precision=precision, tile=tile)
     if not ir.is_dir() and Path(out).is_dir():
         out = Path(out) / f"{ir.stem}.png"
+    if names is not None and not ir.is_dir():
+        raise ImageError(f"{ir}: a subset of a split file needs folder inputs")
     if ir.is_dir():
-        return fuser.fuse_folders(ir, vis, out, skip_unmatched=skip_unmatched, progress=progress)
-    return [fuser.fuse_files(ir, vis, out, progress=progress)]
+        return fuser.fuse_folders(ir, vis, out, skip_unmatched=skip_unmatched, progress=progress, names=names,
+                                  resize_vis=resize_vis)
+    return [fuser.fuse_files(ir, vis, out, progress=progress, resize_vis=resize_vis)]

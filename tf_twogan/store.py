@@ -72,7 +72,7 @@ def index_bytes(patches: int) -> int:
 
 
 def _progress(total: int, description: str, enabled: bool):
-    from tqdm.auto import tqdm
+    from .console import tqdm
 
     return tqdm(total=total, desc=description, unit="patch", disable=not enabled, leave=False)
 

@@ -1,0 +1,198 @@
+"""The ``twogan`` command as a user meets it: quiet by default, --version, defaults, and
+messages that say what the user did wrong and what to do (issue 16)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_reliability import assert_one_line_error, files_under, run_cli, write_png
+from tf_twogan.cli import build_parser, package_version
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "tf_twogan" / "samples"
+
+
+def twogan(*argv: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``twogan argv`` in a fresh interpreter (the way a user starts it)."""
+    environment = {key: value for key, value in os.environ.items() if key not in ("TF_CPP_MIN_LOG_LEVEL", "TWOGAN_VERBOSE")}
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), environment.get("PYTHONPATH")]))
+    environment.update(env or {})
+    return subprocess.run([sys.executable, "-m", "tf_twogan.cli", *argv], capture_output=True, text=True,
+                          env=environment, timeout=300)
+
+
+def sample_pair_argv(out: Path, checkpoint: Path) -> list[str]:
+    return ["fuse", "--ir", str(SAMPLES / "ir" / "tno_21.png"), "--vis", str(SAMPLES / "vis" / "tno_21.png"),
+            "--out", str(out), "--checkpoint", str(checkpoint)]
+
+
+def test_fuse_prints_no_tensorflow_log_line_by_default_and_all_of_them_with_verbose(tiny_checkpoint, tmp_path):
+    quiet = twogan(*sample_pair_argv(tmp_path / "quiet.png", tiny_checkpoint))
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == ""
+    assert quiet.stdout.strip() == str(tmp_path / "quiet.png")
+    verbose = twogan("--verbose", *sample_pair_argv(tmp_path / "verbose.png", tiny_checkpoint))
+    by_env = twogan(*sample_pair_argv(tmp_path / "env.png", tiny_checkpoint), env={"TWOGAN_VERBOSE": "1"})
+    for run in (verbose, by_env):
+        assert run.returncode == 0, run.stderr
+        # TensorFlow announces oneDNN on every x86 CPU at import
+        assert "oneDNN custom operations" in run.stderr
+
+
+def test_version_comes_from_the_package_metadata(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["--version"])
+    assert exit_info.value.code == 0
+    from importlib.metadata import version
+
+    assert capsys.readouterr().out.strip() == f"twogan {version('tf_twogan')}" == f"twogan {package_version()}"
+
+
+def test_train_without_a_preset_uses_lite_and_the_help_says_so(capsys):
+    from tf_twogan.cli import resolve_config
+    from tf_twogan.config import preset
+
+    assert resolve_config(build_parser().parse_args(["train", "--store", "s.h5", "--out", "run"])) == preset("lite")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    assert "default lite" in " ".join(capsys.readouterr().out.split())
+
+
+def test_prepare_usage_marks_the_required_flags_and_verify_excludes_them(capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["prepare", "--help"])
+    assert "(--ir IR --vis VIS --out OUT | --verify STORE)" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["prepare", "--verify", "a.h5", "--ir", "ir"])
+    assert exit_info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+    code, err = run_cli(["prepare", "--ir", str(tmp_path)], capsys)
+    assert_one_line_error(code, err, "prepare", "--vis, --out required with --ir")
+
+
+def test_export_help_and_error_say_fusiongan_runs_cannot_be_exported(capsys, tmp_path):
+    from tf_twogan.checkpoints import checkpoint_dir
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["export", "--help"])
+    assert "FusionGAN runs" in " ".join(capsys.readouterr().out.split())
+    code, err = run_cli(["export", "--checkpoint", str(checkpoint_dir("fusiongan_lite")), "--out", str(tmp_path / "m" / "1")],
+                        capsys)
+    assert_one_line_error(code, err, "export", "fusiongan_lite", "is a FusionGAN run", "cannot be exported")
+    assert not (tmp_path / "m").exists()
+
+
+def test_fuse_folders_into_an_image_name_says_folder_inputs_need_an_output_folder(tiny_checkpoint, tmp_path, capsys):
+    ir = SAMPLES / "ir"
+    code, err = run_cli(["fuse", "--ir", str(ir), "--vis", str(SAMPLES / "vis"), "--out", str(tmp_path / "m5.png"),
+                         "--checkpoint", str(tiny_checkpoint)], capsys)
+    assert_one_line_error(code, err, "fuse", "m5.png", "folder inputs need an output folder")
+    assert files_under(tmp_path) == set()
+
+
+def test_fuse_one_pair_into_a_folder_name_says_a_single_pair_needs_a_file_name(tiny_checkpoint, tmp_path, capsys):
+    argv = sample_pair_argv(tmp_path / "outdir", tiny_checkpoint)
+    argv[argv.index("--out") + 1] += "/"
+    code, err = run_cli(argv, capsys)
+    assert_one_line_error(code, err, "fuse", "outdir", "a single pair needs an output file name")
+    assert files_under(tmp_path) == set() and not (tmp_path / "outdir").exists()
+
+
+def test_a_text_file_named_png_gets_our_message_not_imageio_advice(tiny_checkpoint, tmp_path, capsys):
+    text = tmp_path / "notes.png"
+    text.write_text("these are my notes, not an image\n")
+    argv = sample_pair_argv(tmp_path / "fused.png", tiny_checkpoint)
+    argv[argv.index("--vis") + 1] = str(text)
+    code, err = run_cli(argv, capsys)
+    assert_one_line_error(code, err, "fuse", "notes.png", "cannot be read as an image")
+    assert "pip" not in err and "imageio" not in err
+    assert not (tmp_path / "fused.png").exists()
+
+
+def test_evaluate_with_a_fused_file_says_it_is_a_file_not_a_folder(tmp_path, capsys):
+    fused = write_png(tmp_path / "fused.png", np.zeros((16, 16), np.uint8))
+    code, err = run_cli(["evaluate", "--ir", str(SAMPLES / "ir"), "--vis", str(SAMPLES / "vis"), "--fused", str(fused),
+                         "--out", str(tmp_path / "eval")], capsys)
+    assert_one_line_error(code, err, "evaluate", "fused.png", "is a file, not a folder of fused images")
+    assert not (tmp_path / "eval").exists()
+
+
+def test_a_bare_checkpoint_name_gets_a_hint_to_the_shipped_checkpoints(tmp_path, capsys, monkeypatch):
+    from tf_twogan.checkpoints import checkpoint_dir
+
+    monkeypatch.chdir(tmp_path)
+    code, err = run_cli(sample_pair_argv(tmp_path / "fused.png", Path("fusiongan_lite")), capsys)
+    shipped = checkpoint_dir().parent
+    assert_one_line_error(code, err, "fuse", "fusiongan_lite: no such checkpoint folder",
+                          f"did you mean the shipped checkpoint {shipped / 'fusiongan_lite'}")
+    code, err = run_cli(sample_pair_argv(tmp_path / "fused.png", Path("nonesuch")), capsys)
+    assert_one_line_error(code, err, "fuse", "nonesuch", f"shipped checkpoints: fusiongan_lite, lite, sharp in {shipped}")
+
+
+def test_progress_bars_fall_back_to_text_without_notebook_widgets():
+    import importlib.util
+
+    from tqdm.std import tqdm as text_tqdm
+
+    from tf_twogan.console import tqdm
+
+    if importlib.util.find_spec("ipywidgets") is not None:
+        pytest.skip("ipywidgets is installed: the notebook bar is used")
+    assert type(tqdm(range(3), disable=True)) is text_tqdm
+
+
+TNO = REPO.parent / "shared" / "data" / "tno"
+ROADSCENE = REPO.parent / "shared" / "data" / "roadscene"
+
+
+def test_fuse_and_evaluate_take_only_the_pairs_of_a_split_subset(tiny_checkpoint, tmp_path, capsys):
+    import csv
+    import json
+
+    split = TNO / "split.json"
+    test_pairs = json.loads(split.read_text())["test"]
+    selection = ["--split", str(split), "--subset", "test"]
+    code, err = run_cli(["fuse", "--ir", str(TNO / "ir"), "--vis", str(TNO / "vis"), "--out", str(tmp_path / "fused"),
+                         "--checkpoint", str(tiny_checkpoint), "--quiet", *selection], capsys)
+    assert code == 0, err
+    assert sorted(path.stem for path in (tmp_path / "fused").iterdir()) == sorted(test_pairs)
+    code, err = run_cli(["evaluate", "--ir", str(TNO / "ir"), "--vis", str(TNO / "vis"), "--fused", str(tmp_path / "fused"),
+                         "--out", str(tmp_path / "eval"), "--metrics", "EN", "--quiet", *selection], capsys)
+    assert code == 0, err
+    with open(tmp_path / "eval" / "fused_metrics.csv") as table:
+        assert sorted(row["image"] for row in csv.DictReader(table)) == sorted(test_pairs)
+    code, err = run_cli(["fuse", "--ir", str(TNO / "ir"), "--vis", str(TNO / "vis"), "--out", str(tmp_path / "other"),
+                         "--checkpoint", str(tiny_checkpoint), "--split", str(split), "--subset", "validation"], capsys)
+    assert_one_line_error(code, err, "fuse", "split.json", "no list of pairs named 'validation'", "subsets: test, train")
+    assert not (tmp_path / "other").exists()
+
+
+def test_resize_box_is_the_block_mean_for_an_integer_factor():
+    from tf_twogan.images import resize_box
+
+    image = np.random.default_rng(0).integers(0, 256, (12, 18, 3), dtype=np.uint8)
+    blocks = image.reshape(4, 3, 6, 3, 3).astype(np.float64).mean(axis=(1, 3))
+    # Pillow sums in fixed point: within one grey level of the exact block mean
+    assert np.abs(resize_box(image, 4, 6).astype(np.float64) - blocks).max() <= 1.0
+
+
+def test_resize_vis_fuses_a_roadscene_pair_of_two_sizes_on_the_infrared_grid(tiny_checkpoint, tmp_path, capsys):
+    from tf_twogan.images import read_image, resize_box
+    from tf_twogan.inference import Fuser
+
+    ir_path, vis_path = ROADSCENE / "ir" / "FLIR_00006.jpg", ROADSCENE / "vis" / "FLIR_00006.jpg"
+    argv = ["fuse", "--ir", str(ir_path), "--vis", str(vis_path), "--out", str(tmp_path / "fused.png"),
+            "--checkpoint", str(tiny_checkpoint)]
+    code, err = run_cli(argv, capsys)
+    assert_one_line_error(code, err, "fuse", "differ in size")
+    code, err = run_cli([*argv, "--resize-vis"], capsys)
+    assert code == 0, err
+    ir, vis = read_image(ir_path), read_image(vis_path)
+    expected = Fuser(tiny_checkpoint).fuse_arrays(ir, resize_box(vis, *ir.shape[:2]))
+    np.testing.assert_array_equal(read_image(tmp_path / "fused.png"), expected)
+    assert expected.shape == ir.shape[:2] + (3,)
