@@ -44,7 +44,7 @@ def test_the_cli_lets_an_internal_error_through_with_its_traceback(monkeypatch, 
 def test_atomic_write_replaces_the_target_on_success_and_leaves_nothing_on_failure(tmp_path):
     target = tmp_path / "out" / "table.md"
     with atomic_write(target) as temporary:
-        assert temporary.parent == target.parent and temporary.name.startswith(".table.") and temporary.suffix == ".md"
+        assert temporary.parent == target.parent and temporary.name.startswith(".twogan-tmp.") and temporary.name.endswith(".table.md")
         temporary.write_text("new")
     assert target.read_text() == "new"
     with pytest.raises(RuntimeError), atomic_write(target) as temporary:
