@@ -18,12 +18,14 @@ import os
 import re
 from pathlib import Path
 
+from .errors import TwoGanError
+
 LOCK_NAME = "twogan.lock"
 TEMPORARY_MARK = ".twogan-tmp."
 _TEMPORARY = re.compile(r"^\.twogan-tmp\.(\d+)\.[A-Za-z0-9_]+\..+$")
 
 
-class LockError(ValueError):
+class LockError(TwoGanError, ValueError):
     """A folder is locked by another running ``twogan`` process; the message names it and its pid."""
 
 
