@@ -99,7 +99,10 @@ def test_same_seed_gives_identical_weights(mini_store, tmp_path):
 
 
 def test_rerun_with_another_config_is_refused(tmp_path):
-    open_run_folder(tmp_path / "run", TINY)
+    run = open_run_folder(tmp_path / "run", TINY)
+    backup = run.backup(GAN1)  # an epoch was trained: the folder is bound to its config
+    backup.mkdir(parents=True)
+    (backup / "training_metadata.json").write_text('{"epoch": 1}')
     with pytest.raises(ConfigError, match="differs in train.epochs"):
         open_run_folder(tmp_path / "run", TINY.replace(train={"epochs": 9}))
 
