@@ -21,7 +21,7 @@ import pytest
 
 from helpers import history_epochs
 from helpers import random_gray as gray
-from test_reliability import assert_one_line_error, files_under, run_cli, train_argv, write_png
+from test_reliability import KILL_DRIVER, assert_one_line_error, files_under, run_cli, train_argv, write_png
 
 QUICK_TRAIN = ["--preset", "lite", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2", "--seed", "3", "--quiet"]
 
@@ -274,19 +274,7 @@ def test_folder_fuse_checks_every_pair_before_writing_anything(tiny_checkpoint, 
     assert files_under(out) == set()
 
 
-# os.replace patched to SIGKILL the process just before it renames onto $TWOGAN_KILL_BEFORE
-KILL_BEFORE = """
-import os, signal, sys
-name = os.environ["TWOGAN_KILL_BEFORE"]
-real_replace = os.replace
-def replace(source, target, *args, **kwargs):
-    if os.path.basename(os.fspath(target)) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return real_replace(source, target, *args, **kwargs)
-os.replace = replace
-from tf_twogan.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
+KILL_BEFORE = KILL_DRIVER  # os.replace patched to SIGKILL just before it renames onto $TWOGAN_KILL_BEFORE
 
 
 def test_an_interrupted_folder_fuse_leaves_no_temporary_for_good_and_the_rerun_keeps_finished_outputs(tiny_checkpoint, tmp_path):
