@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 
 from tf_twogan.images import read_gray_uint8  # noqa: E402
 from tf_twogan.inference import Fuser  # noqa: E402
-from tf_twogan.video import cpu_flags, default_precision  # noqa: E402
+from tf_twogan.precision import cpu_flags, default_precision  # noqa: E402
 
 HEIGHT, WIDTH = 480, 640
 

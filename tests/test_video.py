@@ -120,13 +120,6 @@ def test_api_h264_video_matches_the_fused_frames_within_the_codec_loss(suffix, t
     assert 10 * np.log10(255.0**2 / error) >= MIN_X264_PSNR
 
 
-def test_default_precision_follows_the_cpu_flags(monkeypatch):
-    for flags, precision in (({"avx512f", "amx_bf16"}, "bfloat16"), ({"avx512f", "avx512_bf16"}, "bfloat16"),
-                             ({"avx512f", "avx512_vnni"}, "float32"), (set(), "float32")):
-        monkeypatch.setattr(video, "cpu_flags", lambda flags=flags: flags)
-        assert video.default_precision() == precision
-
-
 def failing_pairs(folder: Path) -> dict[str, tuple[Path, Path, str]]:
     """Name -> (ir, vis, fragment of the one-line error)."""
     ir, _ = make_pair(folder / "good", "gray")

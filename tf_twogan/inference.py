@@ -33,8 +33,8 @@ from .errors import TwoGanError
 from .images import (IMAGE_SUFFIXES, ImageError, is_gray_as_rgb, list_images, natural_key, read_image, resize_box, to_uint8,
                      write_image)
 from .locking import remove_stray_temporaries
+from .precision import PRECISIONS, default_jit_compile
 
-PRECISIONS = ("float32", "bfloat16")
 # Without an explicit tile, an image is tiled when its widest float32 activation
 # (pixels x widest layer x 4 bytes) would exceed this budget, with square tiles of
 # the largest side (a multiple of 32) that fits it: above 512 x 512 pixels with tile
@@ -265,9 +265,8 @@ class Fuser:
             with :attr:`auto_tile` when an image has more than ``auto_tile**2``
             pixels (512 for the paper widths, 1440 for lite); ``0`` never tiles.
         jit_compile: compile the per-tile chain with XLA; ``None`` picks what measured
-            faster on CPU (benchmarks/bench_inference.py): off for float32 (oneDNN's
-            fused convs beat XLA's by about 1.3x), on for bfloat16 (about 3x faster than
-            oneDNN's bfloat16 on CPUs without AVX512_BF16).
+            faster on this CPU (:func:`~tf_twogan.precision.default_jit_compile`): on only
+            for bfloat16 on a CPU without native bfloat16.
         generators: ``(g1, g2, g3, swap_second_layer)`` built in this process, used
             instead of loading ``checkpoint`` (notebooks, benchmarks).
 
@@ -285,7 +284,7 @@ class Fuser:
         if tile is not None and (not isinstance(tile, int) or (tile != 0 and tile < MIN_TILE)):
             raise InferenceError(f"tile must be 0 (never tile) or at least {MIN_TILE} pixels, got {tile!r}")
         if jit_compile is None:
-            jit_compile = precision == "bfloat16"
+            jit_compile = default_jit_compile(precision)
         self.checkpoint, self.precision, self.tile, self.jit_compile = checkpoint, precision, tile, jit_compile
         g1, g2, g3, self.swap_second_layer = load_chain(checkpoint) if generators is None else generators
         self.generators = (g1, g2, g3)

@@ -29,6 +29,7 @@ from typing import Iterator
 import numpy as np
 
 from .images import ImageError, atomic_path
+from .precision import default_precision
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
 # libx264 (H.264, lossy, plays everywhere) or FFV1 (lossless; needs .mkv or .avi).
@@ -116,28 +117,6 @@ def iter_fused_frames(ir_path: str | os.PathLike, vis_path: str | os.PathLike, f
         yield fuser.fuse_arrays(ir, vis, ir_label=f"{ir_path} frame {index}", vis_label=f"{vis_path} frame {index}")
 
 
-def default_precision() -> str:
-    """``bfloat16`` where the CPU computes it natively (AVX512_BF16 or AMX), else ``float32``.
-
-    Measured with benchmarks/bench_video.py (README, Performance): with native bfloat16
-    the lite chain runs several times faster at a PSNR above 60 dB against float32;
-    without it oneDNN emulates bfloat16 and is slower than float32.
-    """
-    return "bfloat16" if cpu_flags() & {"avx512_bf16", "amx_bf16"} else "float32"
-
-
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def _encoder_options(codec: str, colour: bool, width: int, height: int) -> dict:
     """``imageio_ffmpeg.write_frames`` arguments for a codec and frame layout."""
     pix_fmt_in = "rgb24" if colour else "gray"
@@ -160,7 +139,7 @@ def fuse_video(ir_path: str | os.PathLike, vis_path: str | os.PathLike, out_path
         ir_path, vis_path: videos of the same frame size and frame count.
         out_path: ``.mp4``, ``.avi``, ``.mkv`` or ``.mov``; at the infrared video's frame rate.
         fuser: a :class:`~tf_twogan.inference.Fuser` to use (else one is loaded from
-            ``checkpoint`` at ``precision``, default :func:`default_precision`, with ``tile``).
+            ``checkpoint`` at ``precision``, default :func:`~tf_twogan.precision.default_precision`, with ``tile``).
         codec: ``libx264`` (lossy, CRF 17) or ``ffv1`` (lossless, ``.mkv``/``.avi``).
         progress: show a bar with frames per second.
     """
