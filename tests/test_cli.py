@@ -196,3 +196,40 @@ def test_resize_vis_fuses_a_roadscene_pair_of_two_sizes_on_the_infrared_grid(tin
     expected = Fuser(tiny_checkpoint).fuse_arrays(ir, resize_box(vis, *ir.shape[:2]))
     np.testing.assert_array_equal(read_image(tmp_path / "fused.png"), expected)
     assert expected.shape == ir.shape[:2] + (3,)
+
+
+RUN_WITH_EXIT_HANDLER = """
+import atexit, sys
+atexit.register(lambda: print("EXIT HANDLER RAN"))
+sys.argv = ["twogan", *sys.argv[1:]]
+from tf_twogan.cli import run
+run()
+"""
+
+
+def run_console_entry(*argv: str) -> subprocess.CompletedProcess:
+    """The console entry ``run()`` in a fresh interpreter that registered an exit handler of its own."""
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, "-c", RUN_WITH_EXIT_HANDLER, *argv], capture_output=True, text=True,
+                          env=environment, timeout=300)
+
+
+def test_the_console_entry_ends_an_inference_command_quickly_with_its_output_complete_and_its_status(tiny_checkpoint, tmp_path):
+    fused = run_console_entry(*sample_pair_argv(tmp_path / "fused.png", tiny_checkpoint))
+    assert fused.returncode == 0, fused.stderr
+    assert fused.stdout.strip() == str(tmp_path / "fused.png")  # printed before the quick exit
+    assert "EXIT HANDLER RAN" not in fused.stdout  # the interpreter's clean-up was skipped
+    from tf_twogan.images import read_image
+    from tf_twogan.inference import Fuser
+
+    expected = Fuser(tiny_checkpoint).fuse_arrays(read_image(SAMPLES / "ir" / "tno_21.png"), read_image(SAMPLES / "vis" / "tno_21.png"))
+    np.testing.assert_array_equal(read_image(tmp_path / "fused.png"), expected)
+    refused = run_console_entry(*sample_pair_argv(tmp_path / "fused.png", tmp_path / "no_such_checkpoint"))
+    assert refused.returncode == 2 and "no such checkpoint folder" in refused.stderr, refused.stderr
+
+
+def test_the_console_entry_exits_normally_from_train_which_keeps_its_clean_up(tmp_path):
+    (tmp_path / "bad.h5").write_bytes(b"not a store")
+    train = run_console_entry("train", "--store", str(tmp_path / "bad.h5"), "--out", str(tmp_path / "run"))
+    assert train.returncode == 2, train.stderr  # TensorFlow was loaded (train loads it before reading the store)
+    assert "EXIT HANDLER RAN" in train.stdout
