@@ -46,13 +46,7 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.nda
     """
     import imageio.v3 as iio
 
-    path = Path(path)
-    if not path.exists():
-        raise ImageError(f"{path}: no such file")
-    if path.is_dir():
-        raise ImageError(f"{path}: is a folder, expected an image file")
-    if path.stat().st_size == 0:
-        raise ImageError(f"{path}: file is empty")
+    path = check_input_file(path, "an image file")
     if max_pixels is not None:
         _check_pixel_budget(path, max_pixels)
     try:
@@ -73,6 +67,21 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.nda
     if np.issubdtype(image.dtype, np.floating):
         image = _float_to_255(image, path)
     return image
+
+
+def check_input_file(path: str | os.PathLike, expected: str) -> Path:
+    """``path`` as a Path if it is a non-empty file; else an :class:`ImageError` saying what it is instead.
+
+    ``expected`` completes "is a folder, expected ..." (e.g. "an image file").
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder, expected {expected}")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: file is empty")
+    return path
 
 
 def _float_to_255(image: np.ndarray, path: Path) -> np.ndarray:

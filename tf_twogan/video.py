@@ -28,7 +28,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .images import ImageError, atomic_path
+from .images import ImageError, atomic_path, check_input_file
 from .precision import default_precision
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
@@ -66,13 +66,7 @@ def _ffmpeg():
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
     """Size, frame count and frame rate of a video file; :class:`ImageError` naming it if it is unusable."""
-    path = Path(path)
-    if not path.exists():
-        raise ImageError(f"{path}: no such file")
-    if path.is_dir():
-        raise ImageError(f"{path}: is a folder, expected a video file")
-    if path.stat().st_size == 0:
-        raise ImageError(f"{path}: file is empty")
+    path = check_input_file(path, "a video file")
     ffmpeg = _ffmpeg()
     reader = ffmpeg.read_frames(str(path))
     try:
