@@ -246,9 +246,11 @@ class Fuser(BaseFuser):
 def fuse(ir: str | os.PathLike, vis: str | os.PathLike, out: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
          tile: int | None = None, precision: str = "float32", skip_unmatched: bool = False,
          progress: bool = False, names: Iterable[str] | None = None, resize_vis: bool = False) -> list[Path]:
-    """``twogan fuse``: fuse two files into ``out`` (a file, or an existing folder to hold
-    ``<ir name>.png``), or two folders into the folder ``out`` (only ``names`` if given).
-    ``resize_vis`` resizes each visible image onto its infrared grid first."""
+    """``twogan fuse`` with a two-layer checkpoint in one call: the paths are checked before the
+    checkpoint is loaded, then :meth:`~tf_twogan.fuser_base.BaseFuser.fuse_paths` fuses two files
+    into ``out`` (a file, or an existing folder to hold ``<ir name>.png``) or two folders into the
+    folder ``out`` (only ``names`` if given).  ``resize_vis`` resizes each visible image onto its
+    infrared grid first."""
     check_fuse_paths(ir, vis, out, names)  # before the checkpoint is loaded
     return Fuser(checkpoint, precision=precision, tile=tile).fuse_paths(
         ir, vis, out, skip_unmatched=skip_unmatched, progress=progress, names=names, resize_vis=resize_vis)
