@@ -315,3 +315,23 @@ def test_the_shipped_fusiongan_baseline_fuses_through_the_cli(tmp_path):
                  "--out", str(out), "--quiet"]) == 0
     fused, ir = read_image(out), read_gray_uint8(TNO / "ir" / "1.bmp")
     assert fused.shape == ir.shape and fused.dtype == np.uint8 and fused.std() > 10  # a trained network: not a flat image
+
+
+def test_a_fusiongan_run_fuses_matched_folder_pairs_and_keeps_them_on_a_rerun(pair, tmp_path, capsys):
+    from tf_twogan.checkpoints import checkpoint_dir
+    from tf_twogan.fusiongan import FusionGanFuser
+    from tf_twogan.images import write_image
+
+    ir, vis = pair
+    ir_dir, vis_dir = write_pair_folders(tmp_path, {"a": (ir, vis)})
+    write_image(ir_dir / "only_ir.png", ir)
+    shipped = checkpoint_dir("fusiongan_lite")
+    argv = ["fuse", "--checkpoint", str(shipped), "--ir", str(ir_dir), "--vis", str(vis_dir), "--out", str(tmp_path / "out"),
+            "--quiet"]
+    assert main(argv) == 2 and "only_ir" in capsys.readouterr().err
+    assert main(argv + ["--skip-unmatched"]) == 0
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["a.png"]
+    np.testing.assert_array_equal(read_image(tmp_path / "out" / "a.png"), FusionGanFuser.from_run(shipped).fuse_gray(ir, vis))
+    capsys.readouterr()
+    assert main(argv + ["--skip-unmatched"]) == 0
+    assert "kept 1 output(s)" in capsys.readouterr().out
