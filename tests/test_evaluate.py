@@ -91,7 +91,7 @@ def test_missing_fused_counterpart_is_named(folders, tmp_path):
 
 def test_missing_source_is_named(folders, tmp_path):
     (folders["vis"] / "b.png").unlink()
-    with pytest.raises(ImageError, match=r"no source image in .*vis for fused image\(s\) b"):
+    with pytest.raises(ImageError, match=r"pairs not found in both folders: b \(not in .*vis\)"):
         evaluate_folders(folders["ir"], folders["vis"], folders["average"], tmp_path / "out", progress=False)
 
 

@@ -211,6 +211,50 @@ def test_cli_fuse_with_an_original_checkpoint_writes_the_compat_image(checkpoint
     np.testing.assert_array_equal(read_image(tmp_path / "result" / "7.png"), written)
 
 
+def write_pair_folders(root, pairs):
+    """``root/ir/<name>.png`` and ``root/vis/<name>.png`` for each ``name: (ir, vis)``."""
+    from tf_twogan.images import write_image
+
+    for name, (ir, vis) in pairs.items():
+        write_image(root / "ir" / f"{name}.png", ir)
+        write_image(root / "vis" / f"{name}.png", vis)
+    return root / "ir", root / "vis"
+
+
+def test_fusiongan_folder_fusion_checks_every_pair_before_writing_any(checkpoint, pair, tmp_path):
+    from tf_twogan.fusiongan import FusionGanFuser
+    from tf_twogan.images import ImageError
+
+    ir, vis = pair
+    ir_dir, vis_dir = write_pair_folders(tmp_path, {"1": (ir, vis), "2": (ir, vis), "3": (ir, vis[:, :40])})
+    fuser = FusionGanFuser.from_original(checkpoint[0], "compat")
+    with pytest.raises(ImageError, match=r"3\.png and .*3\.png differ in size"):
+        fuser.fuse_folders(ir_dir, vis_dir, tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())  # pairs 1 and 2 were not written
+
+
+def test_fusiongan_folder_fusion_keeps_complete_outputs_on_a_rerun(checkpoint, pair, tmp_path):
+    from tf_twogan.fusiongan import FusionGanFuser, read_gray
+    from tf_twogan.images import write_image
+
+    ir, vis = pair
+    ir_dir, vis_dir = write_pair_folders(tmp_path, {"a": (ir, vis), "b": (vis, ir)})
+    out = tmp_path / "out"
+    fuser = FusionGanFuser.from_original(checkpoint[0], "compat")
+    first = fuser.fuse_folders(ir_dir, vis_dir, out)
+    assert [path.name for path in first] == ["a.png", "b.png"] and first.skipped == []
+    for name in ("a", "b"):  # what the original script writes for each pair
+        expected = fuse_original(read_gray(ir_dir / f"{name}.png"), read_gray(vis_dir / f"{name}.png"), checkpoint[0], "compat")
+        np.testing.assert_array_equal(read_image(out / f"{name}.png"), expected)
+    marker = np.full(ir.shape, 7, np.uint8)
+    write_image(out / "a.png", marker)  # stands for an output complete from an earlier run
+    (out / "b.png").unlink()  # the interrupted run never got to b
+    again = fuser.fuse_folders(ir_dir, vis_dir, out)
+    assert again == first and again.skipped == [out / "a.png"]
+    np.testing.assert_array_equal(read_image(out / "a.png"), marker)
+    np.testing.assert_array_equal(read_image(out / "b.png"), fuse_original(vis, ir, checkpoint[0], "compat"))
+
+
 def test_a_short_real_fusiongan_training_through_the_cli(mini_split, tmp_path):
     """twogan prepare --method fusiongan + twogan train --method fusiongan on two TNO pairs."""
     import keras
@@ -271,3 +315,23 @@ def test_the_shipped_fusiongan_baseline_fuses_through_the_cli(tmp_path):
                  "--out", str(out), "--quiet"]) == 0
     fused, ir = read_image(out), read_gray_uint8(TNO / "ir" / "1.bmp")
     assert fused.shape == ir.shape and fused.dtype == np.uint8 and fused.std() > 10  # a trained network: not a flat image
+
+
+def test_a_fusiongan_run_fuses_matched_folder_pairs_and_keeps_them_on_a_rerun(pair, tmp_path, capsys):
+    from tf_twogan.checkpoints import checkpoint_dir
+    from tf_twogan.fusiongan import FusionGanFuser
+    from tf_twogan.images import write_image
+
+    ir, vis = pair
+    ir_dir, vis_dir = write_pair_folders(tmp_path, {"a": (ir, vis)})
+    write_image(ir_dir / "only_ir.png", ir)
+    shipped = checkpoint_dir("fusiongan_lite")
+    argv = ["fuse", "--checkpoint", str(shipped), "--ir", str(ir_dir), "--vis", str(vis_dir), "--out", str(tmp_path / "out"),
+            "--quiet"]
+    assert main(argv) == 2 and "only_ir" in capsys.readouterr().err
+    assert main(argv + ["--skip-unmatched"]) == 0
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["a.png"]
+    np.testing.assert_array_equal(read_image(tmp_path / "out" / "a.png"), FusionGanFuser.from_run(shipped).fuse_gray(ir, vis))
+    capsys.readouterr()
+    assert main(argv + ["--skip-unmatched"]) == 0
+    assert "kept 1 output(s)" in capsys.readouterr().out

@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 
 from helpers import make_checkpoint, random_gray
-from tf_twogan.images import ImageError
+from tf_twogan.images import ImageError, to_uint8
 
 tf = pytest.importorskip("tensorflow")
 
-from tf_twogan import inference  # noqa: E402
+from tf_twogan import inference, tiling  # noqa: E402
 from tf_twogan.checkpoints import checkpoint_dir  # noqa: E402
 from tf_twogan.config import TwoGanConfig, preset  # noqa: E402
-from tf_twogan.inference import Fuser, reflect_indices  # noqa: E402
+from tf_twogan.inference import Fuser  # noqa: E402
+from tf_twogan.tiling import reflect_indices  # noqa: E402
 
 
 def whole_image_chain(checkpoint: Path, ir: np.ndarray, vis: np.ndarray, swap: bool = False) -> np.ndarray:
@@ -73,7 +74,7 @@ def test_tiled_fusion_equals_whole_image_inference(tiny_checkpoint, tile):
     tiled = Fuser(tiny_checkpoint, tile=tile).fuse_arrays(ir, vis, as_float=True)
     assert tiled.shape == (101, 83)
     assert np.abs(tiled - expected).max() <= 1e-4
-    saved_tiled, saved_whole = inference.to_uint8(tiled), inference.to_uint8(expected)
+    saved_tiled, saved_whole = to_uint8(tiled), to_uint8(expected)
     assert np.mean(saved_tiled == saved_whole) > 0.999
     assert np.abs(saved_tiled.astype(int) - saved_whole).max() <= 1
 
@@ -90,9 +91,9 @@ def test_tiling_with_swapped_second_layer_follows_the_config(tmp_path):
 
 
 def test_large_images_are_tiled_automatically(tiny_checkpoint, monkeypatch):
-    assert inference.auto_tile_side(256) == 512 and inference.auto_tile_side(32) == 1440
-    assert 4 * 256 * 512**2 <= inference.ACTIVATION_BUDGET < 4 * 256 * 544**2  # the largest that fits
-    monkeypatch.setattr(inference, "ACTIVATION_BUDGET", 4 * 8 * 32 * 32)  # widest tiny layer: 8 channels
+    assert tiling.auto_tile_side(256) == 512 and tiling.auto_tile_side(32) == 1440
+    assert 4 * 256 * 512**2 <= tiling.ACTIVATION_BUDGET < 4 * 256 * 544**2  # the largest that fits
+    monkeypatch.setattr(tiling, "ACTIVATION_BUDGET", 4 * 8 * 32 * 32)  # widest tiny layer: 8 channels
     auto = Fuser(tiny_checkpoint)
     assert auto.auto_tile == 32
     assert auto.tile_for(32, 32) == 32 and auto.tile_for(30, 34) == 34 and auto.tile_for(33, 32) == 32

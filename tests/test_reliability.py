@@ -421,7 +421,7 @@ def test_evaluate_names_empty_unpaired_and_mismatched_folders(tmp_path, capsys):
         write_png(ir / f"{name}.png", random_gray(32, 32)), write_png(vis / f"{name}.png", random_gray(32, 32, 1))
     write_png(fused / "a.png", random_gray(32, 33)), write_png(fused / "z.png", random_gray(32, 32))
     code, err = run_cli(base, capsys)
-    assert_one_line_error(code, err, "evaluate", "no source image", "z")
+    assert_one_line_error(code, err, "evaluate", "pairs not found in both folders", f"z (not in {ir}, {vis})")
     (fused / "z.png").unlink()
     code, err = run_cli(base, capsys)
     assert_one_line_error(code, err, "evaluate", str(fused / "a.png"), "sizes differ")

@@ -135,26 +135,23 @@ def _fuse(args: argparse.Namespace) -> None:
     if is_video(args.ir) or is_video(args.vis):
         _fuse_video(args)
         return
-    from .inference import check_output_path
-
-    check_output_path(Path(args.ir), args.out)
-    if args.fusiongan_checkpoint is not None:
-        _fuse_fusiongan(args)
-        return
+    from .fuser_base import check_fuse_paths
     from .fusiongan import is_trained_run
 
-    if args.checkpoint is not None and is_trained_run(args.checkpoint):
-        _fuse_trained_fusiongan(args)
-        return
-    from .inference import fuse
+    names = _subset(args)
+    check_fuse_paths(args.ir, args.vis, args.out, names)  # before a network is loaded
+    if args.fusiongan_checkpoint is not None or (args.checkpoint is not None and is_trained_run(args.checkpoint)):
+        fuser, what = _fusiongan_fuser(args)
+    else:
+        from .inference import Fuser
 
-    written = fuse(args.ir, args.vis, args.out, checkpoint=args.checkpoint, tile=args.tile, precision=args.precision or "float32",
-                   skip_unmatched=args.skip_unmatched, progress=not args.quiet, names=_subset(args),
-                   resize_vis=args.resize_vis)
+        fuser, what = Fuser(args.checkpoint, precision=args.precision or "float32", tile=args.tile), ""
+    written = fuser.fuse_paths(args.ir, args.vis, args.out, skip_unmatched=args.skip_unmatched, progress=not args.quiet,
+                               names=names, resize_vis=args.resize_vis)
     skipped = getattr(written, "skipped", [])
     if skipped:
         print(f"{args.out}: kept {len(skipped)} output(s) already complete from an earlier run (delete them to fuse again)")
-    print(written[0] if len(written) == 1 else f"{args.out}: {len(written)} fused images")
+    print(written[0] if len(written) == 1 else f"{args.out}: {len(written)} fused images{what}")
 
 
 def _fuse_video(args: argparse.Namespace) -> None:
@@ -172,29 +169,21 @@ def _fuse_video(args: argparse.Namespace) -> None:
                      codec=args.codec, progress=not args.quiet))
 
 
-def _fuse_fusiongan(args: argparse.Namespace) -> None:
-    """``twogan fuse --fusiongan-checkpoint``: an original FusionGAN TF1 checkpoint (compat or corrected)."""
-    from .fusiongan import fuse_original_paths
+def _fusiongan_fuser(args: argparse.Namespace):
+    """``(FusionGanFuser, label)`` for ``--fusiongan-checkpoint`` (an original TF1 checkpoint, compat or
+    corrected) or ``--checkpoint RUN`` of ``twogan train --method fusiongan`` (corrected)."""
+    from .fusiongan import FusionGanFuser
 
-    if args.checkpoint is not None:
+    if args.fusiongan_checkpoint is not None and args.checkpoint is not None:
         raise ConfigError("--checkpoint and --fusiongan-checkpoint exclude each other")
-    mode = "corrected" if args.fusiongan_corrected else "compat"
-    written = fuse_original_paths(args.ir, args.vis, args.out, args.fusiongan_checkpoint, mode, progress=not args.quiet)
-    print(written[0] if len(written) == 1 else f"{args.out}: {len(written)} fused images (FusionGAN {mode})")
-
-
-def _fuse_trained_fusiongan(args: argparse.Namespace) -> None:
-    """``twogan fuse --checkpoint RUN`` for a run of ``twogan train --method fusiongan`` (corrected mode)."""
-    from .fusiongan import fuse_original_paths, load_trained_generator
-
-    for flag, used in (("--tile", args.tile is not None), ("--precision bfloat16", args.precision == "bfloat16"),
-                       ("--skip-unmatched", args.skip_unmatched), ("--split", args.split is not None),
-                       ("--resize-vis", args.resize_vis)):
+    source = args.fusiongan_checkpoint or args.checkpoint
+    for flag, used in (("--tile", args.tile is not None), ("--precision bfloat16", args.precision == "bfloat16")):
         if used:
-            raise ConfigError(f"{flag} is not supported for a FusionGAN run ({args.checkpoint})")
-    generator = load_trained_generator(args.checkpoint)
-    written = fuse_original_paths(args.ir, args.vis, args.out, generator, "corrected", progress=not args.quiet)
-    print(written[0] if len(written) == 1 else f"{args.out}: {len(written)} fused images (FusionGAN run)")
+            raise ConfigError(f"{flag} is not supported for a FusionGAN network ({source})")
+    if args.fusiongan_checkpoint is None:
+        return FusionGanFuser.from_run(args.checkpoint), " (FusionGAN run)"
+    mode = "corrected" if args.fusiongan_corrected else "compat"
+    return FusionGanFuser.from_original(args.fusiongan_checkpoint, mode), f" (FusionGAN {mode})"
 
 
 def _export(args: argparse.Namespace) -> None:

@@ -59,11 +59,11 @@ def side_by_side(rows: list[tuple[str, list[np.ndarray]]], titles: list[str], pa
 def _shipped_baseline():
     """``fuse(ir, vis)`` with the shipped FusionGAN baseline (gray in, uint8 gray out)."""
     from .checkpoints import checkpoint_dir
-    from .fusiongan import fuse_original, load_trained_generator
+    from .fusiongan import FusionGanFuser
     from .images import to_gray_uint8
 
-    generator = load_trained_generator(checkpoint_dir("fusiongan_lite"))
-    return lambda ir, vis: fuse_original(to_gray_uint8(ir), to_gray_uint8(vis), generator, "corrected")
+    fuser = FusionGanFuser.from_run(checkpoint_dir("fusiongan_lite"))
+    return lambda ir, vis: fuser.fuse_gray(to_gray_uint8(ir), to_gray_uint8(vis))
 
 
 def demo(out_dir: str | os.PathLike = "twogan_demo", checkpoint: str | os.PathLike | None = None,

@@ -1,6 +1,6 @@
 """Evaluate folders of fused images: per-image CSVs, a mean table, a Markdown table, a plot.
 
-No TensorFlow here.  Images pair by file stem (:func:`tf_twogan.images.list_images`);
+No TensorFlow here.  Images pair by file stem (:func:`tf_twogan.images.pair_folders`);
 colour images become gray with ``round(0.299 R + 0.587 G + 0.114 B)`` before the
 metrics of :mod:`tf_twogan.metrics` are computed.  Two layouts of fused results:
 
@@ -32,7 +32,8 @@ import numpy as np
 from tf_twogan import metrics as M
 from tf_twogan.atomic import atomic_write
 from tf_twogan.config import ConfigError
-from tf_twogan.images import MAX_PIXELS, ImageError, list_images, natural_key, read_image, to_gray_uint8, to_unit_scale
+from tf_twogan.images import (MAX_PIXELS, ImageError, list_images, natural_key, pair_folders, read_image, to_gray_uint8,
+                              to_unit_scale)
 
 __all__ = ["EvaluationResult", "evaluate_folders", "evaluate_vifb_style", "LOWER_IS_BETTER"]
 
@@ -107,18 +108,7 @@ def evaluate_folders(
     if duplicates:
         raise ConfigError(f"fused folders must have distinct names (they name the methods): {', '.join(duplicates)}")
     methods = {name: list_images(folder) for name, folder in zip(names, folders)}
-    if pairs is not None:
-        methods = {method: _only(files, pairs, folder) for (method, files), folder in zip(methods.items(), folders)}
-    return _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, color)
-
-
-def _only(files: dict[str, Path], pairs: Iterable[str], folder: Path) -> dict[str, Path]:
-    """``files`` restricted to ``pairs``; each must be there."""
-    pairs = list(pairs)
-    missing = [name for name in pairs if name not in files]
-    if missing:
-        raise ImageError(f"{folder}: no fused image for listed pairs {', '.join(missing)}")
-    return {name: files[name] for name in pairs}
+    return _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, color, pairs)
 
 
 def evaluate_vifb_style(
@@ -173,22 +163,13 @@ def _method_name(folder: Path) -> str:
     return name
 
 
-def _check_names(ir_dir, vis_dir, methods: Mapping[str, Mapping[str, Path]]) -> list[str]:
-    """The stems to evaluate; every method must have them all, with both sources."""
-    stem_sets = {method: set(files) for method, files in methods.items()}
-    wanted = set().union(*stem_sets.values())
-    problems = []
-    for method, stems in stem_sets.items():
-        lacking = sorted(wanted - stems, key=natural_key)
-        if lacking:
-            problems.append(f"method {method} has no fused image for {', '.join(lacking)}")
-    ir_images, vis_images = list_images(ir_dir), list_images(vis_dir)
-    for folder, images in ((ir_dir, ir_images), (vis_dir, vis_images)):
-        missing = sorted(wanted - set(images), key=natural_key)
-        if missing:
-            problems.append(f"no source image in {folder} for fused image(s) {', '.join(missing)}")
+def _fused_stems(methods: Mapping[str, Mapping[str, Path]], pairs: Iterable[str] | None = None) -> list[str]:
+    """The stems to evaluate in natural order, ``pairs`` or else every fused stem; every method must have them all."""
+    wanted = {str(name) for name in pairs} if pairs is not None else set().union(*map(set, methods.values()))
+    problems = [f"method {method} has no fused image for {', '.join(sorted(wanted - set(files), key=natural_key))}"
+                for method, files in methods.items() if wanted - set(files)]
     if problems:
-        raise ImageError("images do not pair up: " + "; ".join(problems))
+        raise ImageError("fused images do not pair up: " + "; ".join(problems))
     return sorted(wanted, key=natural_key)
 
 
@@ -201,7 +182,8 @@ def _read_as_stored(path: Path) -> np.ndarray:
     return to_unit_scale(image) if image.dtype == np.uint16 else image
 
 
-def _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, color="gray") -> EvaluationResult:
+def _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, color="gray",
+              pairs: Iterable[str] | None = None) -> EvaluationResult:
     from .console import tqdm
 
     names = M.metric_names(metrics)
@@ -210,25 +192,24 @@ def _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, 
     if color not in M.COLORS:
         raise ConfigError(f"color must be one of {M.COLORS}, got {color!r}")
     read = _read_gray if color == "gray" else _read_as_stored
-    stems = _check_names(ir_dir, vis_dir, methods)
+    # every fused image needs both sources (names: the fused images, in natural order)
+    sources = pair_folders(ir_dir, vis_dir, names=_fused_stems(methods, pairs))
     folders = {ir_dir, vis_dir, *(path.parent for files in methods.values() for path in files.values())}
     for folder in folders:  # an output named like an input would overwrite it
         if Path(out_dir).resolve() == Path(folder).resolve():
             raise ImageError(f"{out_dir}: is an input folder; choose another output folder")
-    ir_images, vis_images = list_images(ir_dir), list_images(vis_dir)
     per_image: dict[str, dict[str, dict[str, float]]] = {m: {} for m in methods}
-    bar = tqdm(total=len(stems) * len(methods), desc="evaluate", unit="image", disable=not progress)
+    bar = tqdm(total=len(sources) * len(methods), desc="evaluate", unit="image", disable=not progress)
     try:
-        for stem in stems:  # sources read once, scored against every method
-            ir, vis = read(ir_images[stem]), read(vis_images[stem])
+        for stem, ir_path, vis_path in sources:  # sources read once, scored against every method
+            ir, vis = read(ir_path), read(vis_path)
             if ir.shape[:2] != vis.shape[:2]:
-                raise ImageError(f"sizes differ: {ir_images[stem]} is {ir.shape[:2]}, "
-                                 f"{vis_images[stem]} is {vis.shape[:2]}")
+                raise ImageError(f"sizes differ: {ir_path} is {ir.shape[:2]}, {vis_path} is {vis.shape[:2]}")
             for method, files in methods.items():
                 fused = read(files[stem])
                 if fused.shape[:2] != ir.shape[:2]:
                     raise ImageError(f"sizes differ: {files[stem]} is {fused.shape[:2]}, "
-                                     f"its sources {ir_images[stem].name}, {vis_images[stem].name} are {ir.shape[:2]}")
+                                     f"its sources {ir_path.name}, {vis_path.name} are {ir.shape[:2]}")
                 try:
                     per_image[method][stem] = M.evaluate(ir, vis, fused, metrics=names, convention=convention, color=color)
                 except ValueError as error:  # e.g. an image below SSIM's window
@@ -236,7 +217,7 @@ def _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, 
                 bar.update(1)
     finally:
         bar.close()
-    ordered = {m: {s: per_image[m][s] for s in stems} for m in methods}
+    ordered = {m: {s: per_image[m][s] for s, _, _ in sources} for m in methods}
     means = {m: {k: _nanmean([row[k] for row in ordered[m].values()]) for k in names} for m in methods}
     result = EvaluationResult(tuple(names), convention, ordered, means, color=color)
     result.files.update(write_outputs(result, out_dir))

@@ -29,6 +29,8 @@ and the output rounded to bytes without a stretch.
 A FusionGAN trained here (``twogan train --method fusiongan``: a run folder with
 ``g.keras``) fuses the same way as a corrected original checkpoint, through
 :func:`load_trained_generator` (``twogan fuse --checkpoint RUN_DIR``).
+:class:`FusionGanFuser` puts either behind the interface the two-layer
+:class:`~tf_twogan.inference.Fuser` has (files, folders, checks, resume).
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ import numpy as np
 
 from .config import FUSIONGAN_GENERATOR, ConfigError, GeneratorConfig
 from .errors import CheckpointError
+from .fuser_base import BaseFuser, check_pair_shapes
 from .images import ImageError
 
 SCOPE = "fusion_model"
@@ -251,15 +254,18 @@ def to_bytes(image: np.ndarray, mode: str = "compat") -> np.ndarray:
 def fuse_original(ir: np.ndarray, vis: np.ndarray, checkpoint, mode: str = "compat") -> np.ndarray:
     """Fuse one gray pair (0..255 arrays, same size) with an original FusionGAN checkpoint.
 
-    ``checkpoint`` is a checkpoint prefix or folder, or a generator from
-    :func:`load_original_generator` (loaded in the same ``mode``).  Returns the uint8
-    (H, W) image that ``test_one_image.py`` would have written (``compat``), or the
-    corrected network's output (``corrected``); see the module docstring.
+    ``checkpoint`` is a checkpoint prefix or folder (a path), or a generator from
+    :func:`load_original_generator` or :func:`load_trained_generator` (loaded for
+    ``mode``).  Returns the uint8 (H, W) image that ``test_one_image.py`` would have
+    written (``compat``), or the corrected network's output (``corrected``); see the
+    module docstring.  To fuse many pairs or files, use :class:`FusionGanFuser`.
 
     Example:
         >>> fused = fuse_original(read_gray(ir_path), read_gray(vis_path), "checkpoint/CGAN_120/CGAN.model-3")
     """
-    return to_bytes(original_output(_generator(checkpoint, mode), ir, vis, mode), mode)
+    is_path = isinstance(checkpoint, (str, os.PathLike))
+    fuser = FusionGanFuser.from_original(checkpoint, mode) if is_path else FusionGanFuser(checkpoint, mode)
+    return fuser.fuse_gray(ir, vis)
 
 
 def read_gray(path: str | os.PathLike) -> np.ndarray:
@@ -273,36 +279,55 @@ def read_gray(path: str | os.PathLike) -> np.ndarray:
     return to_gray(read_image(path))
 
 
-def fuse_original_paths(ir: str | os.PathLike, vis: str | os.PathLike, out: str | os.PathLike,
-                        checkpoint: str | os.PathLike, mode: str = "compat", progress: bool = False) -> list[Path]:
-    """``twogan fuse --fusiongan-checkpoint``: fuse a pair of files, or two folders paired by name.
+class FusionGanFuser(BaseFuser):
+    """FusionGAN's generator behind the common fuser interface (files, folders, checks, resume).
 
-    Files: ``out`` is the output file.  Folders: ``out`` is a folder of ``<name>.png``,
-    like the original script's loop over ``Test_ir``/``Test_vi``.  The checkpoint is
-    loaded once (``checkpoint`` may also be a generator already loaded); each image
-    is written atomically as uint8.
+    Args:
+        generator: a generator from :func:`load_original_generator` (loaded in ``mode``)
+            or :func:`load_trained_generator` (``corrected``).
+        mode: ``"compat"`` (the original test script's output) or ``"corrected"``.
+
+    Build it with :meth:`from_original` (an original TF1 checkpoint) or :meth:`from_run`
+    (a ``twogan train --method fusiongan`` run folder).  Images are fused as
+    :func:`read_gray` reads them (colour becomes its BT.601 luma) and written as uint8
+    gray, the original script's loop over ``Test_ir``/``Test_vi`` for folders.
+
+    Example:
+        >>> FusionGanFuser.from_original("checkpoint/CGAN_120", "compat").fuse_folders("Test_ir", "Test_vi", "result")
     """
-    from .console import tqdm
 
-    from .images import pair_folders, write_image
+    def __init__(self, generator, mode: str = "corrected") -> None:
+        _check_mode(mode)
+        self.generator, self.mode = generator, mode
 
-    if Path(ir).is_dir() != Path(vis).is_dir():
-        raise ImageError(f"--ir and --vis must both be files or both be folders ({ir}, {vis})")
-    generator = _generator(checkpoint, mode)
-    if Path(ir).is_dir():
-        jobs = [(ir_path, vis_path, Path(out) / f"{name}.png") for name, ir_path, vis_path in pair_folders(ir, vis)]
-    else:
-        jobs = [(Path(ir), Path(vis), Path(out))]
-    written = []
-    for ir_path, vis_path, target in tqdm(jobs, desc="fuse (FusionGAN)", unit="pair", disable=not progress or len(jobs) == 1,
-                                          leave=False):
-        written.append(write_image(target, fuse_original(read_gray(ir_path), read_gray(vis_path), generator, mode)))
-    return written
+    @classmethod
+    def from_original(cls, checkpoint: str | os.PathLike, mode: str = "compat") -> "FusionGanFuser":
+        """An original FusionGAN checkpoint (prefix or folder) in ``mode``."""
+        return cls(load_original_generator(checkpoint, mode), mode)
 
+    @classmethod
+    def from_run(cls, run_dir: str | os.PathLike) -> "FusionGanFuser":
+        """The ``g.keras`` of a FusionGAN trained here, in ``corrected`` mode (what it computes)."""
+        return cls(load_trained_generator(run_dir), "corrected")
 
-def _generator(checkpoint, mode: str):
-    """``checkpoint`` itself when it is a loaded generator, else the original checkpoint it names."""
-    return checkpoint if hasattr(checkpoint, "conv_stack") else load_original_generator(checkpoint, mode)
+    def fuse_gray(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+        """Two gray 0..255 arrays of one size -> the uint8 image the mode saves."""
+        return to_bytes(original_output(self.generator, ir, vis, self.mode), self.mode)
+
+    def check_arrays(self, ir: np.ndarray, vis: np.ndarray, ir_label: str = "ir", vis_label: str = "vis") -> None:
+        """Raise :class:`ImageError` naming the images if they differ in size."""
+        check_pair_shapes(np.shape(ir), np.shape(vis), ir_label, vis_label)
+
+    def fuse_arrays(self, ir: np.ndarray, vis: np.ndarray, *, ir_label: str = "ir", vis_label: str = "vis",
+                    progress: bool = False) -> np.ndarray:
+        """Fuse a pair as read by :func:`~tf_twogan.images.read_image` (gray or colour); uint8 (H, W).
+
+        ``progress`` is accepted for the common interface; one pair is one step.
+        """
+        from .images import to_gray
+
+        self.check_arrays(ir, vis, ir_label, vis_label)
+        return self.fuse_gray(to_gray(ir), to_gray(vis))
 
 
 def _check_mode(mode: str) -> None:

@@ -204,34 +204,36 @@ def natural_key(name: str) -> tuple:
     return (0, int(name), "") if name.isdigit() else (1, 0, name)
 
 
-def pair_folders(
-    first: str | os.PathLike, second: str | os.PathLike, names: Iterable[str] | None = None
-) -> list[tuple[str, Path, Path]]:
+def pair_folders(first: str | os.PathLike, second: str | os.PathLike, names: Iterable[str] | None = None,
+                 skip_unmatched: bool = False) -> list[tuple[str, Path, Path]]:
     """Pair the images of two folders by file stem: ``[(name, first_path, second_path)]``.
 
-    With ``names`` only those pairs are returned, and each must exist in both.
-    Without it every stem must be in both folders; otherwise the error lists the
-    names that do not pair up.
+    The one place where two folders pair up (fuse, prepare, evaluate, baselines).
+    With ``names`` (e.g. :func:`split_names`) only those pairs, in that order, and each
+    must be in both folders.  Without it every stem, in natural order; a stem found
+    in one folder only is an error listing them all, unless ``skip_unmatched``, which
+    keeps the stems found in both.  No pair at all is an error too.
     """
     first_images, second_images = list_images(first), list_images(second)
     if names is not None:
-        wanted = [str(name) for name in names]
-        missing = [f"{name} (in {folder})" for name in wanted for folder, images in
-                   ((first, first_images), (second, second_images)) if name not in images]
+        wanted = list(dict.fromkeys(str(name) for name in names))
+        folders = ((first, first_images), (second, second_images))
+        missing = [f"{name} (not in {', '.join(str(folder) for folder, images in folders if name not in images)})"
+                   for name in wanted if name not in first_images or name not in second_images]
         if missing:
-            raise ImageError("requested pairs not found: " + ", ".join(missing))
+            raise ImageError(f"{first}, {second}: pairs not found in both folders: {', '.join(missing)}")
+        if not wanted:
+            raise ImageError(f"{first}, {second}: the list of pairs to use is empty")
     else:
         only_first = sorted(set(first_images) - set(second_images), key=natural_key)
         only_second = sorted(set(second_images) - set(first_images), key=natural_key)
-        if only_first or only_second:
-            raise ImageError(
-                "images do not pair up by name: "
-                + "; ".join(part for part in (
-                    f"only in {first}: {', '.join(only_first)}" if only_first else "",
-                    f"only in {second}: {', '.join(only_second)}" if only_second else "",
-                ) if part)
-            )
-        wanted = sorted(first_images, key=natural_key)
+        if (only_first or only_second) and not skip_unmatched:
+            parts = [f"only in {folder}: {', '.join(found)}" for folder, found in ((first, only_first), (second, only_second)) if found]
+            raise ImageError("images do not pair up by name (" + "; ".join(parts) + "); skip_unmatched "
+                             "(twogan fuse --skip-unmatched) uses the pairs that match")
+        wanted = sorted(set(first_images) & set(second_images), key=natural_key)
+        if not wanted:
+            raise ImageError(f"{first} and {second}: no image names in common")
     return [(name, first_images[name], second_images[name]) for name in wanted]
 
 

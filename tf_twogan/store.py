@@ -24,8 +24,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .atomic import atomic_write
 from .errors import TwoGanError
-from .images import (MAX_PIXELS, ImageError, natural_key, pair_folders, read_gray_uint8, refuse_output_over_inputs,
-                     require_free_space)
+from .images import (MAX_PIXELS, ImageError, pair_folders, read_gray_uint8, refuse_output_over_inputs, require_free_space,
+                     split_names)
 
 FORMAT_NAME = "tf_twogan.patch_store"
 FORMAT_VERSION = 1
@@ -173,12 +173,9 @@ def prepare_store(
     names = None
     if split is not None:
         try:
-            subsets = json.loads(Path(split).read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise StoreError(f"{split}: cannot read split file ({error})") from None
-        if not isinstance(subsets.get(subset), list):
-            raise StoreError(f"{split}: has no list of pairs named {subset!r}")
-        names = sorted(subsets[subset], key=natural_key)
+            names = split_names(split, subset)
+        except ImageError as error:  # a split file is part of what the store is made from
+            raise StoreError(str(error)) from None
     refuse_output_over_inputs(out, (ir_dir, vis_dir, split))
     pairs = pair_folders(ir_dir, vis_dir, names)
     sources, hashes = [], {}
