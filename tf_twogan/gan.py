@@ -83,7 +83,7 @@ def to_unit_range(patches: tf.Tensor) -> tf.Tensor:
     return (ops.cast(patches, "float32") - 127.5) / 127.5
 
 
-def center_crop(images: tf.Tensor, size: tuple[Any, Any]) -> tf.Tensor:
+def center_crop(images: tf.Tensor, size: tuple[int | tf.Tensor, int | tf.Tensor]) -> tf.Tensor:
     """Centre crop (N, H, W, C) images to (N, size[0], size[1], C)."""
     top, left = (ops.shape(images)[1] - size[0]) // 2, (ops.shape(images)[2] - size[1]) // 2
     return images[:, top:top + size[0], left:left + size[1], :]
@@ -156,7 +156,7 @@ class AdversarialPair(keras.Model):
         self.discriminator.build()
         self.built = True
 
-    def _labels(self, label: LabelRange, batch: Any) -> tf.Tensor | float:
+    def _labels(self, label: LabelRange, batch: int | tf.Tensor) -> tf.Tensor | float:
         if label.low == label.high:
             return label.low
         return keras.random.uniform((batch, 1), label.low, label.high, seed=self.seed_generator)
