@@ -38,7 +38,7 @@ def step_rate(store: str, preset_name: str, steps: int) -> float:
     from tf_twogan.training import build_pair
 
     pair = build_pair(preset(preset_name), GAN1)
-    batch = {k: tf.constant(v) for k, v in next(PatchStream(store, GAN1.kinds, 32).batches()).items()}
+    batch = tf.constant(next(PatchStream(store, GAN1.kinds, 32).batches()))
     step = tf.function(pair.train_step)
     step(batch)
     start = time.perf_counter()

@@ -1,4 +1,4 @@
-"""The tf.data stream: a seeded permutation per epoch, restartable at any batch, real store content."""
+"""The tf.data stream: a seeded permutation per epoch, restartable at any batch, real store content, kinds stacked."""
 import numpy as np
 import tensorflow as tf
 
@@ -22,23 +22,26 @@ def test_batches_hold_the_store_patches_in_epoch_order(mini_store):
         ir, vis = store.read("ir", 0, len(store)), store.read("vis", 0, len(store))
     for b in range(stream.batches_per_epoch):
         batch = next(batches)
-        np.testing.assert_array_equal(batch["ir"], ir[order[b * 8:(b + 1) * 8]])
-        np.testing.assert_array_equal(batch["vis"], vis[order[b * 8:(b + 1) * 8]])
+        assert batch.shape == (8, 128, 128, 2) and batch.dtype == np.uint8  # the kinds stacked in stream order
+        np.testing.assert_array_equal(batch[..., :1], ir[order[b * 8:(b + 1) * 8]])
+        np.testing.assert_array_equal(batch[..., 1:], vis[order[b * 8:(b + 1) * 8]])
     # the next batch opens data epoch 1 (the partial batch of epoch 0 is dropped)
-    np.testing.assert_array_equal(next(batches)["ir"], ir[stream.epoch_order(1)[:8]])
+    np.testing.assert_array_equal(next(batches)[..., :1], ir[stream.epoch_order(1)[:8]])
 
 
 def test_restarting_at_batch_b_equals_the_uninterrupted_stream(mini_store):
     stream = PatchStream(mini_store, ("ir",), batch_size=5, seed=1, window=3)
     uninterrupted = stream.batches()
-    reference = [next(uninterrupted)["ir"] for _ in range(2 * stream.batches_per_epoch + 3)]
+    reference = [next(uninterrupted) for _ in range(2 * stream.batches_per_epoch + 3)]
     for start in (0, 7, stream.batches_per_epoch, stream.batches_per_epoch + 4):
         restarted = stream.batches(start)
         for b in range(start, start + 3):
-            np.testing.assert_array_equal(next(restarted)["ir"], reference[b])
+            np.testing.assert_array_equal(next(restarted), reference[b])
 
 
-def test_dataset_yields_uint8_batches(mini_store):
-    dataset = PatchStream(mini_store, ("ir", "vis"), batch_size=4).dataset()
-    batch = next(iter(dataset))
-    assert batch["ir"].dtype == tf.uint8 and tuple(batch["vis"].shape) == (4, 128, 128, 1)
+def test_dataset_yields_the_stacked_uint8_batches_exactly_as_float32(mini_store):
+    # float32 because MultiWorkerMirroredStrategy cannot all-reduce uint8 (Keras reduces one batch before fit)
+    stream = PatchStream(mini_store, ("ir", "vis"), batch_size=4)
+    batch = next(iter(stream.dataset(start=3)))
+    assert batch.dtype == tf.float32 and tuple(batch.shape) == (4, 128, 128, 2)
+    np.testing.assert_array_equal(batch.numpy(), next(stream.batches(start=3)).astype(np.float32))

@@ -28,8 +28,9 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
 # 1/num_replicas).  The control "default_sync" is the default strategy with the
 # synchronized BatchNorm formula (E[x^2] - E[x]^2 instead of two passes): the same
 # mathematics with other float rounding, showing how much rounding alone moves the
-# update.  Then a short Adam training through train_pair (run folder, callbacks) and a
-# FusionGAN pair (random soft labels) run under the mirrored strategy.
+# update.  Then a FusionGAN pair (random soft labels) trains through train_pair (run
+# folder, callbacks, Keras' own pre-fit batch reduce) under the mirrored strategy; the
+# two-layer chain through train_pair is the multi-worker test's.
 MIRRORED_SCRIPT = r"""
 import json, sys
 from pathlib import Path
@@ -38,10 +39,9 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
-from keras import layers
-import tf_twogan.models as models
 from tf_twogan.config import preset
 from tf_twogan.data import PatchStream
+from tf_twogan.distribute import needs_synchronized_batch_norm
 from tf_twogan.gan import FUSIONGAN, GAN1
 from tf_twogan.training import build_pair, configure_runtime, load_network, open_run_folder, train_pair
 
@@ -50,13 +50,10 @@ tiny = {"generator": {"widths": (4, 4, 4, 4)}, "discriminator": {"widths": (4, 4
 config = preset("lite").replace(**tiny, train={"batch_size": 4, "epochs": 2, "steps_per_epoch": 2, "seed": 1})
 mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 result = {"replicas": mirrored.num_replicas_in_sync}
-plain_batch_norm = models._batch_norm
 for name, strategy in (("default", tf.distribute.get_strategy()), ("mirrored", mirrored), ("default_sync", tf.distribute.get_strategy())):
-    if name == "default_sync":
-        models._batch_norm = lambda n: layers.BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=True, name=n)
     configure_runtime(1)
     with strategy.scope():
-        pair = build_pair(config, GAN1, 128)
+        pair = build_pair(config, GAN1, 128, name == "default_sync" or needs_synchronized_batch_norm(strategy))
         pair.compile(keras.optimizers.SGD(1e-2), keras.optimizers.SGD(1e-2))
     variables = pair.generator.trainable_weights + pair.discriminator.trainable_weights
     before = [v.numpy().copy() for v in variables]
@@ -64,16 +61,11 @@ for name, strategy in (("default", tf.distribute.get_strategy()), ("mirrored", m
     result[name] = {"update": np.concatenate([(v.numpy() - b).ravel() for v, b in zip(variables, before)]).tolist(),
                     "losses": {k: float(v[-1]) for k, v in logs.items()},
                     "synchronized": [l.synchronized for l in pair.generator.hidden_layers if hasattr(l, "synchronized")]}
-models._batch_norm = plain_batch_norm
-configure_runtime(1)
-run = open_run_folder(out / "mirrored", config)
-train_pair(run, store, config, GAN1, verbose=0, strategy=mirrored)
-result["adam_history"] = run.history(GAN1).read_text().splitlines()
-result["reloaded"] = type(load_network(run.network(GAN1, "g"))).__name__
-fusiongan = preset("lite", "fusiongan").replace(**tiny, train={"batch_size": 4, "epochs": 1, "steps_per_epoch": 1, "seed": 1})
+fusiongan = preset("lite", "fusiongan").replace(**tiny, train={"batch_size": 4, "epochs": 2, "steps_per_epoch": 1, "seed": 1})
 run = open_run_folder(out / "fusiongan", fusiongan)
 train_pair(run, fusion_store, fusiongan, FUSIONGAN, verbose=0, strategy=mirrored)
 result["fusiongan_history"] = run.history(FUSIONGAN).read_text().splitlines()
+result["reloaded"] = type(load_network(run.network(FUSIONGAN, "g"))).__name__
 print("RESULT" + json.dumps(result))
 """
 
@@ -107,7 +99,7 @@ def test_mirrored_over_two_logical_cpus_matches_the_default_strategy(mini_store,
     result = run_script(MIRRORED_SCRIPT, str(mini_store), str(tmp_path / "runs"), str(fusion_store))
     assert result["replicas"] == 2
     default, mirrored, control = result["default"], result["mirrored"], result["default_sync"]
-    assert default["synchronized"] == [False] * 4 and mirrored["synchronized"] == [True] * 4
+    assert default["synchronized"] == [False] * 4 and mirrored["synchronized"] == [True] * 4 == control["synchronized"]
     # the losses the trackers report: per-replica means averaged = the global batch's
     for name in LOSSES:
         a, b = default["losses"][name], mirrored["losses"][name]
@@ -119,11 +111,10 @@ def test_mirrored_over_two_logical_cpus_matches_the_default_strategy(mini_store,
     distributed = relative_difference(default["update"], mirrored["update"])
     print(f"SGD update: mirrored vs default {distributed:.2e}; rounding control {rounding:.2e}")
     assert distributed <= 1e-3 and rounding <= 1e-3
-    history = rows(result["adam_history"])
+    history = rows(result["fusiongan_history"])
     assert [row["epoch"] for row in history] == ["0", "1"]
     assert all(np.isfinite(float(row[name])) for row in history for name in LOSSES)
     assert result["reloaded"] == "Generator"
-    assert np.isfinite(float(rows(result["fusiongan_history"])[0]["d_loss"]))
 
 
 def free_ports(count: int) -> list[int]:

@@ -68,6 +68,22 @@ def test_config_round_trip_rebuilds_the_same_architecture():
     assert Discriminator.from_config(d.get_config()).get_config() == d.get_config()
 
 
+def test_synchronized_batch_norm_is_chosen_by_argument_and_not_saved(tmp_path):
+    # a training-time choice (several replicas): no ambient strategy decides it, and a
+    # saved network loads with plain BatchNorm anywhere
+    def synchronized(network):
+        return [layer.synchronized for layer in network.layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+    for network in (Generator(widths=(4, 4, 4, 4), synchronized_batch_norm=True),
+                    Discriminator(widths=(4, 4, 8, 8), input_size=32, synchronized_batch_norm=True)):
+        network.build()
+        assert synchronized(network) == [True] * 4
+        assert "synchronized_batch_norm" not in network.get_config()
+        network.save(tmp_path / "network.keras")
+        assert synchronized(keras.saving.load_model(tmp_path / "network.keras", safe_mode=True)) == [False] * 4
+    assert synchronized(Generator(widths=(4, 4, 4, 4))) == [False] * 4
+
+
 @pytest.mark.parametrize("spectral_norm", [False, True])
 def test_weights_round_trip_through_keras_files_with_safe_mode(tmp_path, spectral_norm):
     g = Generator(widths=(8, 8, 4, 4), spectral_norm=spectral_norm)

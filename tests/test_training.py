@@ -132,8 +132,9 @@ def test_train_step_equals_the_two_forward_pass_loop(mini_store):
     textbook.discriminator.set_weights(ours.discriminator.get_weights())
     ours.train_step(batch)
 
-    inputs = tf.concat([to_unit_range(batch["ir"]), to_unit_range(batch["vis"])], axis=-1)
-    intensity, gradient, real = to_unit_range(batch["ir"]), to_unit_range(batch["vis"]), to_unit_range(batch["vis"])
+    ir, vis = to_unit_range(batch[..., :1]), to_unit_range(batch[..., 1:])  # GAN1.kinds: ir, vis
+    inputs = tf.concat([ir, vis], axis=-1)
+    intensity, gradient, real = ir, vis, vis
     fused = tf.stop_gradient(textbook.generator(inputs, training=True))
     for _ in range(2):
         with tf.GradientTape() as tape:

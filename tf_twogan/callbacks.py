@@ -158,7 +158,7 @@ class EpochTimer(keras.callbacks.Callback):
 class FusedSampleLogger(keras.callbacks.Callback):
     """Writes a fixed sample of [primary | other | generated] patches to TensorBoard each epoch."""
 
-    def __init__(self, log_dir: Path, samples: dict[str, np.ndarray], roles: PairRoles) -> None:
+    def __init__(self, log_dir: Path, samples: np.ndarray, roles: PairRoles) -> None:
         super().__init__()
         self.writer = tf.summary.create_file_writer(str(log_dir / "samples"))
         self.samples, self.roles = samples, roles
@@ -166,15 +166,15 @@ class FusedSampleLogger(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         inputs, *_ = self.model.unpack_batch(self.samples)
         generated = self.model.generator(inputs, training=False)
-        size = tf.shape(generated)[1:3]
+        size = keras.ops.shape(generated)[1:3]
         panels = [center_crop(inputs[..., i:i + 1], size) for i in range(2)] + [tf.cast(generated, tf.float32)]
         with self.writer.as_default():
             tf.summary.image("fused_sample", tf.concat(panels, axis=2) * 0.5 + 0.5, step=epoch, max_outputs=len(inputs))
         self.writer.flush()
 
 
-def sample_patches(store_path: Path, kinds: tuple[str, ...], count: int = 4) -> dict[str, np.ndarray]:
-    """``count`` patches spread evenly over a store: the fixed TensorBoard sample."""
+def sample_patches(store_path: Path, kinds: tuple[str, ...], count: int = 4) -> np.ndarray:
+    """``count`` patches spread evenly over a store, ``kinds`` stacked as in a batch: the fixed TensorBoard sample."""
     with PatchStore(store_path, kinds) as store:
         positions = np.linspace(0, len(store) - 1, count).astype(int)
-        return {kind: np.concatenate([store.read(kind, p, p + 1) for p in positions]) for kind in kinds}
+        return np.concatenate([np.concatenate([store.read(kind, p, p + 1) for p in positions]) for kind in kinds], axis=-1)

@@ -5,6 +5,12 @@ The store is never loaded whole.  Each data epoch reads the store's chunks
 random order, ``window`` chunks at a time, and shuffles the patches inside each
 window.  The order depends only on (seed, data epoch), so a run restarted at batch
 ``b`` sees exactly the batches an uninterrupted run would (resume = uninterrupted).
+
+A batch is one array (N, P, P, K): the K kinds' aligned patches stacked on the last
+axis in the stream's ``kinds`` order (:meth:`tf_twogan.gan.AdversarialPair.unpack_batch`
+takes them apart).  One tensor rather than a dict because Keras, under a
+``tf.distribute`` strategy, all-reduces one input batch before ``fit`` to build the
+model, and MultiWorkerMirroredStrategy can reduce a tensor but not a dict.
 """
 from __future__ import annotations
 
@@ -29,7 +35,7 @@ class PatchStream:
 
     Example:
         >>> stream = PatchStream("tno_train.h5", ("ir", "vis"), batch_size=32)
-        >>> dataset = stream.dataset()          # tf.data, uint8 (32, 128, 128, 1) per kind
+        >>> dataset = stream.dataset()          # tf.data, float32 (32, 128, 128, 2): ir, vis
     """
 
     def __init__(self, store_path: str | os.PathLike, kinds: Sequence[str], batch_size: int, seed: int = 0,
@@ -61,36 +67,40 @@ class PatchStream:
         """The full patch order of one data epoch (a permutation of the store)."""
         return np.concatenate(self.epoch_windows(epoch))
 
-    def batches(self, start: int = 0) -> Iterator[dict[str, np.ndarray]]:
-        """Yield batches ``start, start + 1, ...`` forever, as {kind: uint8 array}."""
+    def batches(self, start: int = 0) -> Iterator[np.ndarray]:
+        """Yield batches ``start, start + 1, ...`` forever, as uint8 (N, P, P, K) arrays of the stacked kinds."""
         with PatchStore(self.store_path, self.kinds) as store:
             epoch, skip = divmod(start, self.batches_per_epoch)
             skip *= self.batch_size
             while True:
-                carry = {kind: np.zeros((0, self.patch_size, self.patch_size, 1), np.uint8) for kind in self.kinds}
+                carry = np.zeros((0, self.patch_size, self.patch_size, len(self.kinds)), np.uint8)
                 for window in self.epoch_windows(epoch):
                     if skip >= len(window):
                         skip -= len(window)
                         continue
-                    loaded = self._load_window(store, window[skip:])
+                    carry = np.concatenate([carry, self._load_window(store, window[skip:])])
                     skip = 0
-                    carry = {kind: np.concatenate([carry[kind], loaded[kind]]) for kind in self.kinds}
-                    while len(carry[self.kinds[0]]) >= self.batch_size:
-                        yield {kind: patches[:self.batch_size] for kind, patches in carry.items()}
-                        carry = {kind: patches[self.batch_size:] for kind, patches in carry.items()}
+                    while len(carry) >= self.batch_size:
+                        yield carry[:self.batch_size]
+                        carry = carry[self.batch_size:]
                 epoch += 1  # the partial batch left over is dropped
 
-    def _load_window(self, store: PatchStore, indices: np.ndarray) -> dict[str, np.ndarray]:
-        """Read patches ``indices`` (in that order) with one contiguous read per run of indices."""
+    def _load_window(self, store: PatchStore, indices: np.ndarray) -> np.ndarray:
+        """Patches ``indices`` (in that order) of every kind, stacked; one contiguous read per run of indices."""
         ordered = np.sort(indices)
         runs = np.split(ordered, np.flatnonzero(np.diff(ordered) != 1) + 1)
         rows = np.searchsorted(ordered, indices)
-        return {kind: np.concatenate([store.read(kind, run[0], run[-1] + 1) for run in runs])[rows] for kind in self.kinds}
+        return np.concatenate([np.concatenate([store.read(kind, run[0], run[-1] + 1) for run in runs])[rows]
+                               for kind in self.kinds], axis=-1)
 
     def dataset(self, start: int = 0):
-        """A ``tf.data.Dataset`` of the stream from batch ``start``, prefetched."""
+        """A ``tf.data.Dataset`` of the stream from batch ``start`` as float32 (exact for 0..255), prefetched.
+
+        float32 because the all-reduce Keras runs on one batch under a strategy (module
+        docstring) takes no uint8 across workers.
+        """
         import tensorflow as tf
 
-        spec = tf.TensorSpec((self.batch_size, self.patch_size, self.patch_size, 1), tf.uint8)
-        dataset = tf.data.Dataset.from_generator(lambda: self.batches(start), output_signature={kind: spec for kind in self.kinds})
-        return dataset.prefetch(tf.data.AUTOTUNE)
+        spec = tf.TensorSpec((self.batch_size, self.patch_size, self.patch_size, len(self.kinds)), tf.uint8)
+        dataset = tf.data.Dataset.from_generator(lambda: self.batches(start), output_signature=spec)
+        return dataset.map(lambda batch: tf.cast(batch, tf.float32)).prefetch(tf.data.AUTOTUNE)

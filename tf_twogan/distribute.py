@@ -1,4 +1,4 @@
-"""Choosing the ``tf.distribute`` strategy a run trains under, and which process writes the run folder."""
+"""Choosing the ``tf.distribute`` strategy a run trains under, how BatchNorm follows it, and which process writes the run folder."""
 from __future__ import annotations
 
 import tensorflow as tf
@@ -24,6 +24,16 @@ def make_strategy(strategy: str | tf.distribute.Strategy | None = None) -> tf.di
     if strategy == "multiworker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+
+
+def needs_synchronized_batch_norm(strategy: tf.distribute.Strategy) -> bool:
+    """Whether networks trained under ``strategy`` need synchronized BatchNorm: with several replicas.
+
+    Each replica sees only its share of the global batch; synchronized BatchNorm
+    normalises with the global batch's statistics, so a mirrored run trains like one
+    device (docs/DESIGN.md section 11).  With one replica the plain, faster layer.
+    """
+    return strategy.num_replicas_in_sync > 1
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

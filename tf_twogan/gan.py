@@ -11,10 +11,16 @@ the number of replicas before differentiation (the gradient is then that of the
 global-batch mean), while the trackers record the unscaled per-replica means, which
 Keras averages over the replicas.
 
-A batch is a dict of uint8 patches keyed by kind (``ir``, ``vis``, ``irv``, ``vir``);
-:class:`PairRoles` says which kinds feed the generator, the content targets and the
-discriminator's real side.  When the generator shrinks its input (FusionGAN's valid
-convolutions), the targets are centre-cropped to the generator's output size.
+A batch is one tensor (N, P, P, K) of patches on 0..255, the K kinds of
+:attr:`PairRoles.kinds` (``ir``, ``vis``, ``irv``, ``vir``) stacked on the last axis
+in that order, as :class:`tf_twogan.data.PatchStream` yields them for the pair's
+kinds; :class:`PairRoles` says which kinds feed the generator, the content targets
+and the discriminator's real side.  When the generator shrinks its input
+(FusionGAN's valid convolutions), the targets are centre-cropped to the generator's
+output size.
+
+TensorFlow ops remain where Keras has no public equivalent: the gradient tapes
+(two optimizers, two updates per step) and ``tf.distribute`` (the replica count).
 """
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ from typing import Any
 
 import keras
 import tensorflow as tf
+from keras import ops
 
 from . import losses
 from .config import LabelRange, LossConfig
@@ -49,6 +56,7 @@ class PairRoles:
 
     @property
     def kinds(self) -> tuple[str, ...]:
+        """Every patch kind the GAN reads, once each: the channels of its batches, in this order."""
         return tuple(dict.fromkeys((*self.inputs, *self.intensity_target, *self.gradient_target, self.real)))
 
 
@@ -71,14 +79,14 @@ def second_layer_roles(swap: bool, intensity_target: str = "paper", gradient_tar
 
 
 def to_unit_range(patches: tf.Tensor) -> tf.Tensor:
-    """uint8 0..255 -> float32 [-1, 1] as (x - 127.5) / 127.5 (docs/DESIGN.md section 2)."""
-    return (tf.cast(patches, tf.float32) - 127.5) / 127.5
+    """0..255 (uint8 or float) -> float32 [-1, 1] as (x - 127.5) / 127.5 (docs/DESIGN.md section 2)."""
+    return (ops.cast(patches, "float32") - 127.5) / 127.5
 
 
-def center_crop(images: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+def center_crop(images: tf.Tensor, size: tuple[int | tf.Tensor, int | tf.Tensor]) -> tf.Tensor:
     """Centre crop (N, H, W, C) images to (N, size[0], size[1], C)."""
-    offset = (tf.shape(images)[1:3] - size) // 2
-    return images[:, offset[0]:offset[0] + size[0], offset[1]:offset[1] + size[1], :]
+    top, left = (ops.shape(images)[1] - size[0]) // 2, (ops.shape(images)[2] - size[1]) // 2
+    return images[:, top:top + size[0], left:left + size[1], :]
 
 
 class AdversarialPair(keras.Model):
@@ -136,25 +144,6 @@ class AdversarialPair(keras.Model):
         generator_optimizer.build(self.generator.trainable_variables)
         discriminator_optimizer.build(self.discriminator.trainable_variables)
 
-    def _maybe_symbolic_build(self, iterator: Any = None, data_batch: Any = None) -> None:
-        """Skip Keras' symbolic build when everything is built already (always, after :meth:`compile`).
-
-        Under a strategy, Keras 3 would first all-reduce one input batch to build the
-        model symbolically; MultiWorkerMirroredStrategy cannot reduce a dict batch
-        (``ValueError: Attempt to convert a value ({'ir': PerReplica...``), and the
-        pair needs no symbolic build: its networks, optimizers and trackers exist.
-
-        This is the one private Keras hook the package overrides, because no public
-        route exists (checked against Keras 3.15, the top of the range setup.cfg pins):
-        the TensorFlow trainer calls it unconditionally in ``fit`` whenever the model was
-        created under a strategy scope, before any callback runs, and building the pair
-        in advance (as :func:`tf_twogan.training.build_pair` does) does not stop it from
-        reducing the batch.  ``tests/test_distribute.py`` (two workers on localhost) covers the path that needs it.
-        """
-        if self.built and all(layer.built for layer in self._flatten_layers()) and self.optimizer is not None and self.optimizer.built:
-            return
-        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-
     @property
     def metrics(self) -> list[keras.metrics.Metric]:
         return list(self.trackers.values())
@@ -167,20 +156,23 @@ class AdversarialPair(keras.Model):
         self.discriminator.build()
         self.built = True
 
-    def _labels(self, label: LabelRange, batch: tf.Tensor) -> tf.Tensor | float:
+    def _labels(self, label: LabelRange, batch: int | tf.Tensor) -> tf.Tensor | float:
         if label.low == label.high:
             return label.low
         return keras.random.uniform((batch, 1), label.low, label.high, seed=self.seed_generator)
 
-    def unpack_batch(self, data: dict[str, tf.Tensor]) -> tuple[tf.Tensor, list[tf.Tensor], list[tf.Tensor], tf.Tensor]:
-        """A batch dict as (generator input, intensity targets, gradient targets, real image), scaled to [-1, 1].
+    def unpack_batch(self, data: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor], list[tf.Tensor], tf.Tensor]:
+        """A batch (N, P, P, K) as (generator input, intensity targets, gradient targets, real image) on [-1, 1].
 
-        The targets (lists) and the real image are centre-cropped to the generator's
+        Channel k of ``data`` is the kind ``roles.kinds[k]`` (module docstring).  The
+        targets (lists) and the real image are centre-cropped to the generator's
         output size.  Public because callbacks (the TensorBoard sample) feed it too.
         """
-        scaled = {kind: to_unit_range(data[kind]) for kind in self.roles.kinds}
-        inputs = tf.concat([scaled[kind] for kind in self.roles.inputs], axis=-1)
-        out_size = tf.shape(inputs)[1:3] - (0 if self.generator.settings.pad_mode == "reflect" else 2 * self.generator.margin)
+        batch = to_unit_range(data)
+        scaled = {kind: batch[..., index:index + 1] for index, kind in enumerate(self.roles.kinds)}
+        inputs = ops.concatenate([scaled[kind] for kind in self.roles.inputs], axis=-1)
+        shrink = 0 if self.generator.settings.pad_mode == "reflect" else 2 * self.generator.margin
+        out_size = (ops.shape(inputs)[1] - shrink, ops.shape(inputs)[2] - shrink)
         crop = {kind: center_crop(scaled[kind], out_size) for kind in
                 (*self.roles.intensity_target, *self.roles.gradient_target, self.roles.real)}
         return (inputs, [crop[kind] for kind in self.roles.intensity_target],
@@ -189,17 +181,17 @@ class AdversarialPair(keras.Model):
     def _generator_losses(self, fused: tf.Tensor, fake_scores: tf.Tensor, intensity: list[tf.Tensor],
                           gradient: list[tf.Tensor]) -> dict[str, tf.Tensor]:
         cfg = self.loss_config
-        fused = tf.cast(fused, tf.float32)
+        fused = ops.cast(fused, "float32")
         intensity_term, gradient_term = losses.content_terms(fused, intensity, gradient)
         content = intensity_term + cfg.gradient_weight * gradient_term
-        adversarial = losses.generator_adversarial_loss(tf.cast(fake_scores, tf.float32), self._labels(cfg.generator_target, tf.shape(fused)[0]))
+        adversarial = losses.generator_adversarial_loss(ops.cast(fake_scores, "float32"), self._labels(cfg.generator_target, ops.shape(fused)[0]))
         return {"g_loss": adversarial + self.content_weight * content, "g_adversarial": adversarial,
                 "g_content": content, "g_intensity": intensity_term, "g_gradient": gradient_term}
 
     def _discriminator_losses(self, real_scores: tf.Tensor, fake_scores: tf.Tensor) -> dict[str, tf.Tensor]:
-        batch = tf.shape(real_scores)[0]
+        batch = ops.shape(real_scores)[0]
         real_term, fake_term = losses.discriminator_loss(
-            tf.cast(real_scores, tf.float32), tf.cast(fake_scores, tf.float32),
+            ops.cast(real_scores, "float32"), ops.cast(fake_scores, "float32"),
             self._labels(self.loss_config.real_label, batch), self._labels(self.loss_config.fake_label, batch))
         return {"d_loss": real_term + fake_term, "d_real": real_term, "d_fake": fake_term}
 
@@ -208,7 +200,7 @@ class AdversarialPair(keras.Model):
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         return loss if replicas == 1 else loss * (1.0 / replicas)
 
-    def train_step(self, data: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    def train_step(self, data: tf.Tensor) -> dict[str, tf.Tensor]:
         inputs, intensity, gradient, real = self.unpack_batch(data)
         with tf.GradientTape() as generator_tape:
             # G does not change during the D updates, so its one forward pass serves
@@ -216,7 +208,7 @@ class AdversarialPair(keras.Model):
             fused = self.generator(inputs, training=True)
             with generator_tape.stop_recording():
                 for _ in range(self.discriminator_steps):
-                    d_terms = self._discriminator_update(real, tf.stop_gradient(fused))
+                    d_terms = self._discriminator_update(real, ops.stop_gradient(fused))
             g_terms = self._generator_losses(fused, self.discriminator(fused, training=True), intensity, gradient)
             g_loss = self._replica_share(g_terms["g_loss"])
         g_vars = self.generator.trainable_variables
@@ -231,7 +223,7 @@ class AdversarialPair(keras.Model):
         self.discriminator_optimizer.apply_gradients(zip(tape.gradient(d_loss, d_vars), d_vars))
         return d_terms
 
-    def test_step(self, data: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    def test_step(self, data: tf.Tensor) -> dict[str, tf.Tensor]:
         inputs, intensity, gradient, real = self.unpack_batch(data)
         fused = self.generator(inputs, training=False)
         fake_scores = self.discriminator(fused, training=False)
@@ -245,5 +237,5 @@ class AdversarialPair(keras.Model):
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             # Keras 3 averages a multi-worker step's outputs with reduce("MEAN", axis=0),
             # which needs a batch axis: one entry per replica, averaged to a scalar.
-            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+            results = {name: ops.reshape(value, [1]) for name, value in results.items()}
         return results

@@ -3,6 +3,8 @@
 Notation: N batch size, S = H * W pixels, ||.||_F the Frobenius norm, grad the
 Laplacian [[0, 1, 0], [1, -4, 1], [0, 1, 0]] with zero 'same' padding (FusionGAN's
 gradient operator).  Images are float tensors (N, H, W, 1); scores are (N, 1).
+Written with ``keras.ops`` (on the TensorFlow backend the same kernels as ``tf.*``), except
+the Laplacian's convolution (see :func:`laplacian`).
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import functools
 from typing import Sequence
 
 import tensorflow as tf
+from keras import ops
 
 LAPLACIAN_KERNEL = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
 
@@ -17,22 +20,23 @@ LAPLACIAN_KERNEL = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
 def laplacian(images: tf.Tensor) -> tf.Tensor:
     """The gradient operator grad: a 3x3 Laplacian with zero 'same' padding."""
     kernel = tf.constant(LAPLACIAN_KERNEL, dtype=images.dtype)[:, :, None, None]
+    # tf.nn.conv2d on purpose: keras.ops.conv (tf.nn.convolution) moves mixed_bfloat16 training by an ulp
     return tf.nn.conv2d(images, kernel, strides=1, padding="SAME")
 
 
 def intensity_term(image: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     """(1/N) sum_n (1/S) ||I_n - T_n||_F^2, the mean squared intensity difference."""
-    return tf.reduce_mean(tf.square(image - target))
+    return ops.mean(ops.square(image - target))
 
 
 def gradient_term(image: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     """(1/N) sum_n (1/S) ||grad I_n - grad T_n||_F^2."""
-    return tf.reduce_mean(tf.square(laplacian(image) - laplacian(target)))
+    return ops.mean(ops.square(laplacian(image) - laplacian(target)))
 
 
 def max_intensity(targets: Sequence[tf.Tensor]) -> tf.Tensor:
     """The per-pixel maximum of the targets (the one target itself when there is one)."""
-    return functools.reduce(tf.maximum, targets)
+    return functools.reduce(ops.maximum, targets)
 
 
 def max_gradient(targets: Sequence[tf.Tensor]) -> tf.Tensor:
@@ -42,7 +46,7 @@ def max_gradient(targets: Sequence[tf.Tensor]) -> tf.Tensor:
     fused image is asked to keep the stronger detail of either source.
     """
     fields = [laplacian(target) for target in targets]
-    return functools.reduce(lambda a, b: tf.where(tf.abs(b) > tf.abs(a), b, a), fields)
+    return functools.reduce(lambda a, b: ops.where(ops.abs(b) > ops.abs(a), b, a), fields)
 
 
 def content_terms(image: tf.Tensor, intensity_targets: Sequence[tf.Tensor],
@@ -53,7 +57,7 @@ def content_terms(image: tf.Tensor, intensity_targets: Sequence[tf.Tensor],
     several are combined by :func:`max_intensity` and :func:`max_gradient`.
     """
     intensity = intensity_term(image, max_intensity(intensity_targets))
-    gradient = tf.reduce_mean(tf.square(laplacian(image) - max_gradient(gradient_targets)))
+    gradient = ops.mean(ops.square(laplacian(image) - max_gradient(gradient_targets)))
     return intensity, gradient
 
 
@@ -70,7 +74,7 @@ def content_loss(image: tf.Tensor, intensity_target: tf.Tensor | Sequence[tf.Ten
 
 def generator_adversarial_loss(fake_scores: tf.Tensor, target: tf.Tensor | float = 0.8) -> tf.Tensor:
     """(1/N) sum (D(I) - l1)^2: the generator wants its images scored as l1."""
-    return tf.reduce_mean(tf.square(fake_scores - target))
+    return ops.mean(ops.square(fake_scores - target))
 
 
 def discriminator_loss(
@@ -80,4 +84,4 @@ def discriminator_loss(
 
     Returned separately so both can be tracked; loss_D is their sum.
     """
-    return tf.reduce_mean(tf.square(real_scores - real_label)), tf.reduce_mean(tf.square(fake_scores - fake_label))
+    return ops.mean(ops.square(real_scores - real_label)), ops.mean(ops.square(fake_scores - fake_label))

@@ -6,11 +6,14 @@ conv stack separate (:meth:`Generator.pad`, :meth:`Generator.conv_stack`) so tha
 inference can pad a whole image once and run the stack over overlapping tiles.
 
 BatchNorm normalises with the statistics of the *global* batch when a network is
-built under a ``tf.distribute`` strategy with several replicas (``synchronized=True``:
-the replicas all-reduce their sums), so a mirrored run trains like one device with
-the same global batch.  With one replica the plain layer is used: single-device
-results do not change, and saved files never record the choice (it is made again
-wherever a network is built or loaded).
+built with ``synchronized_batch_norm=True`` (the replicas all-reduce their sums), which
+:func:`tf_twogan.training.train_pair` asks for under a strategy with several replicas,
+so a mirrored run trains like one device with the same global batch.  Otherwise the
+plain layer is used: single-device results do not change.  Saved files never record
+the choice (it is not in ``get_config``): a loaded network has plain BatchNorm.
+
+TensorFlow ops remain in the two layers that reproduce a kernel: the fused
+BatchNorm and FusionGAN's spectral norm (see their docstrings).
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import numpy as np
 
 import keras
 import tensorflow as tf
-from keras import layers
+from keras import layers, ops
 
 from .config import DiscriminatorConfig, GeneratorConfig
 
@@ -57,9 +60,8 @@ class BatchNormalization(layers.BatchNormalization):
         return tf.cast(outputs, self.compute_dtype)
 
 
-def _batch_norm(name: str) -> layers.Layer:
-    """BatchNorm with FusionGAN's settings, synchronized over replicas when there are several."""
-    synchronized = tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync > 1
+def _batch_norm(name: str, synchronized: bool) -> layers.Layer:
+    """BatchNorm with FusionGAN's settings, synchronized over replicas or not."""
     return BatchNormalization(momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON, synchronized=synchronized, name=name)
 
 
@@ -73,7 +75,8 @@ class WeightSpectralNorm(layers.Wrapper):
     ``keras.layers.SpectralNormalization`` differs: it overwrites the kernel with
     ``kernel / sigma`` and treats sigma as a constant, which changes the optimisation
     (Adam then moves a normalised kernel, not FusionGAN's raw one).  Wraps ``Conv2D``
-    (valid or same padding) or ``Dense``.
+    (valid or same padding) or ``Dense``.  TensorFlow ops on purpose: they are the
+    original graph's own (``l2_normalize`` over all axes, ``matmul`` with ``transpose_b``).
     """
 
     def build(self, input_shape: Any = None) -> None:
@@ -133,6 +136,8 @@ class Generator(keras.Model):
             input size; ``"none"`` shrinks it by ``2 * margin`` (FusionGAN training).
         spectral_norm: wrap every conv in spectral normalisation (FusionGAN).
         leaky_slope: LeakyReLU slope.
+        synchronized_batch_norm: BatchNorm over the global batch of all replicas (for
+            training under a multi-replica strategy); not saved (module docstring).
 
     Input: float images in [-1, 1], shape (N, H, W, 2); output (N, H, W, 1) in [-1, 1].
 
@@ -153,15 +158,17 @@ class Generator(keras.Model):
         pad_mode: str = "reflect",
         spectral_norm: bool = False,
         leaky_slope: float = 0.2,
+        synchronized_batch_norm: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.synchronized_batch_norm = bool(synchronized_batch_norm)
         self.settings = GeneratorConfig(tuple(widths), tuple(kernel_sizes), input_mode, conv_bias, pad_mode, spectral_norm, leaky_slope)
         self.hidden_layers = []
         for index, (width, kernel_size) in enumerate(zip(self.settings.widths, self.settings.kernel_sizes), start=1):
             self.hidden_layers += [
                 _conv(width, kernel_size, 1, conv_bias, spectral_norm, f"conv{index}"),
-                _batch_norm(f"bn{index}"),
+                _batch_norm(f"bn{index}", self.synchronized_batch_norm),
                 layers.LeakyReLU(negative_slope=leaky_slope, name=f"lrelu{index}"),
             ]
         self.output_conv = _conv(1, 1, 1, True, spectral_norm, f"conv{len(self.settings.widths) + 1}", dtype="float32")
@@ -188,7 +195,7 @@ class Generator(keras.Model):
         if self.settings.pad_mode == "none" or self.margin == 0:
             return images
         m = self.margin
-        return tf.pad(images, [[0, 0], [m, m], [m, m], [0, 0]], mode="REFLECT")
+        return ops.pad(images, [[0, 0], [m, m], [m, m], [0, 0]], mode="reflect")
 
     def conv_stack(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:
         """The valid conv stack alone: (N, H, W, C) -> (N, H - 2m, W - 2m, 1)."""
@@ -198,7 +205,7 @@ class Generator(keras.Model):
         return self.output_conv(x, training=training)
 
     def call(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:
-        return tf.tanh(self.conv_stack(self.pad(images), training=training))
+        return ops.tanh(self.conv_stack(self.pad(images), training=training))
 
     def flops_per_pixel(self) -> int:
         """Multiply-adds x 2 per output pixel of one forward pass (convs only)."""
@@ -207,7 +214,7 @@ class Generator(keras.Model):
         return 2 * (flops + channels[-1])
 
     def build(self, input_shape: Any = (None, None, None, 2)) -> None:
-        self.call(tf.zeros((1, 2 * self.margin + 1, 2 * self.margin + 1, self.input_channels)))
+        self.call(ops.zeros((1, 2 * self.margin + 1, 2 * self.margin + 1, self.input_channels)))
         self.built = True
 
     def get_config(self) -> dict[str, Any]:
@@ -228,6 +235,7 @@ class Discriminator(keras.Model):
         leaky_slope: LeakyReLU slope.
         input_size: side of the square input patches (128; 120 for FusionGAN);
             fixes the size of the linear unit.
+        synchronized_batch_norm: as for :class:`Generator`; not saved.
 
     Input (N, S, S, 1) in [-1, 1]; output (N, 1) raw scores (no sigmoid: the losses
     are least squares against soft labels).
@@ -242,16 +250,18 @@ class Discriminator(keras.Model):
         spectral_norm: bool = False,
         leaky_slope: float = 0.2,
         input_size: int = 128,
+        synchronized_batch_norm: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.synchronized_batch_norm = bool(synchronized_batch_norm)
         self.settings = DiscriminatorConfig(tuple(widths), batch_norm_from, spectral_norm, leaky_slope)
         self.input_size = int(input_size)
         self.hidden_layers = []
         for index, width in enumerate(self.settings.widths):
             self.hidden_layers.append(_conv(width, 3, 2, True, spectral_norm, f"conv{index + 1}"))
             if index >= batch_norm_from:
-                self.hidden_layers.append(_batch_norm(f"bn{index + 1}"))
+                self.hidden_layers.append(_batch_norm(f"bn{index + 1}", self.synchronized_batch_norm))
             self.hidden_layers.append(layers.LeakyReLU(negative_slope=leaky_slope, name=f"lrelu{index + 1}"))
         self.flatten = layers.Flatten(name="flatten")
         dense = layers.Dense(1, name="linear", dtype="float32")
@@ -268,7 +278,7 @@ class Discriminator(keras.Model):
         return self.linear(self.flatten(x), training=training)
 
     def build(self, input_shape: Any = None) -> None:
-        self.call(tf.zeros((1, self.input_size, self.input_size, 1)))
+        self.call(ops.zeros((1, self.input_size, self.input_size, 1)))
         self.built = True
 
     def get_config(self) -> dict[str, Any]:

@@ -33,7 +33,7 @@ import tensorflow as tf
 from .callbacks import AtomicBackupAndRestore, EpochTimer, FusedSampleLogger, SaveNetworks, TrimHistory, backup_epoch, sample_patches
 from .config import ConfigError, TwoGanConfig
 from .data import PatchStream
-from .distribute import STRATEGIES, is_chief, make_strategy
+from .distribute import STRATEGIES, is_chief, make_strategy, needs_synchronized_batch_norm
 from .errors import CheckpointError
 from .gan import FUSIONGAN, GAN1, GAN2, AdversarialPair, PairRoles
 from .gan import second_layer_roles as roles_for_second_layer
@@ -72,17 +72,24 @@ def second_layer_roles(config: TwoGanConfig) -> PairRoles:
     return roles_for_second_layer(config.train.swap_second_layer, second.intensity_target, second.gradient_target)
 
 
-def build_pair(config: TwoGanConfig, roles: PairRoles, patch_size: int | None = None) -> AdversarialPair:
-    """A compiled :class:`AdversarialPair` for one GAN (its discriminator sized to the generator's output)."""
+def build_pair(config: TwoGanConfig, roles: PairRoles, patch_size: int | None = None,
+               synchronized_batch_norm: bool = False) -> AdversarialPair:
+    """A compiled :class:`AdversarialPair` for one GAN (its discriminator sized to the generator's output).
+
+    ``synchronized_batch_norm``: BatchNorm over the global batch, for a strategy with
+    several replicas (:func:`tf_twogan.distribute.needs_synchronized_batch_norm`); build the
+    pair in that strategy's ``scope()``.
+    """
     weight = config.loss.second_layer_content_weight if roles.layer == 2 else config.loss.first_layer_content_weight
     number = NETWORK_NUMBERS[roles.name]
     if config.train.seed is not None:
         # each GAN starts from the same random state whether or not this process built
         # the GANs before it (a resumed run skips them): resume equals a fresh run
         keras.utils.set_random_seed(config.train.seed + max(int(number or 1) - 1, 0))
-    generator = Generator.from_settings(config.generator, name=f"g{number}")
+    generator = Generator.from_settings(config.generator, synchronized_batch_norm=synchronized_batch_norm, name=f"g{number}")
     output_size = (patch_size or config.data.patch_size) - (2 * generator.margin if config.generator.pad_mode == "none" else 0)
-    discriminator = Discriminator.from_settings(config.discriminator, input_size=output_size, name=f"d{number}")
+    discriminator = Discriminator.from_settings(config.discriminator, input_size=output_size,
+                                                synchronized_batch_norm=synchronized_batch_norm, name=f"d{number}")
     seed = None if config.train.seed is None else config.train.seed + int(number or 0)
     pair = AdversarialPair(generator, discriminator, roles, weight, config.loss, config.train.discriminator_steps, seed=seed)
     pair.build()
@@ -114,7 +121,7 @@ def train_pair(run: RunFolder, store_path: Path, config: TwoGanConfig, roles: Pa
     with PatchStore(store_path, roles.kinds) as store:
         patch_size = store.patch_size
     with strategy.scope():
-        pair = build_pair(config, roles, patch_size)
+        pair = build_pair(config, roles, patch_size, needs_synchronized_batch_norm(strategy))
     if initial_generator is not None:
         pair.generator.set_weights(initial_generator.get_weights())
     stream = PatchStream(store_path, roles.kinds, config.train.batch_size, seed=config.train.seed or 0,
