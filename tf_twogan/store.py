@@ -9,6 +9,9 @@ alone); and attributes with the format, its version, patch size, stride, source
 names and their files' SHA-256, and the SHA-256 of every dataset's content
 (``content_sha256``, checked by :func:`verify_store`).  Files are written to a temporary name and renamed into
 place.  No TensorFlow here.
+
+One module of about 400 lines on purpose: writing, validating and reading share the
+format's constants and checks, and splitting them would put one file format in three places.
 """
 from __future__ import annotations
 
