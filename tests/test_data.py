@@ -1,4 +1,6 @@
 """The tf.data stream: a seeded permutation per epoch, restartable at any batch, real store content, kinds stacked."""
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -45,3 +47,33 @@ def test_dataset_yields_the_stacked_uint8_batches_exactly_as_float32(mini_store)
     batch = next(iter(stream.dataset(start=3)))
     assert batch.dtype == tf.float32 and tuple(batch.shape) == (4, 128, 128, 2)
     np.testing.assert_array_equal(batch.numpy(), next(stream.batches(start=3)).astype(np.float32))
+
+
+def open_handles(path) -> int:
+    """How many file descriptors of this process point at ``path`` (from /proc/self/fd)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}") == str(path)
+        except OSError:
+            pass
+    return count
+
+
+def test_a_finished_generator_leaves_the_store_open_and_only_close_shuts_it(mini_store, tmp_path):
+    # tf.data finalizes a generator on a thread of its own; an h5py close there once deadlocked
+    # with the training thread's backup write, so only the caller's close() may close the store
+    import shutil
+
+    mini_store = shutil.copy(mini_store, tmp_path / "store.h5")  # a file no other test holds open
+    before = open_handles(mini_store)
+    stream = PatchStream(mini_store, ("ir", "vis"), batch_size=4)
+    generator = stream.batches()
+    next(generator)
+    generator.close()  # what tf.data's finalizer does
+    assert open_handles(mini_store) == before + 1
+    stream.close()
+    assert open_handles(mini_store) == before
+    with PatchStream(mini_store, ("ir",), batch_size=4) as again:
+        assert next(again.batches()).shape == (4, again.patch_size, again.patch_size, 1)
+    assert open_handles(mini_store) == before

@@ -46,6 +46,31 @@ class PatchStream:
             self.size, self.patch_size = len(store), store.patch_size
         if self.size < self.batch_size:
             raise StoreError(f"{store_path}: holds {self.size} patches, fewer than one batch of {self.batch_size}")
+        self._store: PatchStore | None = None
+
+    def open(self) -> PatchStore:
+        """The store the batches are read from, opened once (in the calling thread) and kept open."""
+        if self._store is None:
+            self._store = PatchStore(self.store_path, self.kinds)
+        return self._store
+
+    def close(self) -> None:
+        """Close the store.  Call it from the thread that trains, after ``fit``.
+
+        The generators never close it themselves: tf.data finalizes a generator on one of
+        its own threads, sometimes while the training thread writes a backup with h5py,
+        and an h5py file closed there deadlocked both threads (seen once in CI, in a
+        process that trained two runs one after the other).
+        """
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> "PatchStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     @property
     def batches_per_epoch(self) -> int:
@@ -69,21 +94,21 @@ class PatchStream:
 
     def batches(self, start: int = 0) -> Iterator[np.ndarray]:
         """Yield batches ``start, start + 1, ...`` forever, as uint8 (N, P, P, K) arrays of the stacked kinds."""
-        with PatchStore(self.store_path, self.kinds) as store:
-            epoch, skip = divmod(start, self.batches_per_epoch)
-            skip *= self.batch_size
-            while True:
-                carry = np.zeros((0, self.patch_size, self.patch_size, len(self.kinds)), np.uint8)
-                for window in self.epoch_windows(epoch):
-                    if skip >= len(window):
-                        skip -= len(window)
-                        continue
-                    carry = np.concatenate([carry, self._load_window(store, window[skip:])])
-                    skip = 0
-                    while len(carry) >= self.batch_size:
-                        yield carry[:self.batch_size]
-                        carry = carry[self.batch_size:]
-                epoch += 1  # the partial batch left over is dropped
+        store = self.open()
+        epoch, skip = divmod(start, self.batches_per_epoch)
+        skip *= self.batch_size
+        while True:
+            carry = np.zeros((0, self.patch_size, self.patch_size, len(self.kinds)), np.uint8)
+            for window in self.epoch_windows(epoch):
+                if skip >= len(window):
+                    skip -= len(window)
+                    continue
+                carry = np.concatenate([carry, self._load_window(store, window[skip:])])
+                skip = 0
+                while len(carry) >= self.batch_size:
+                    yield carry[:self.batch_size]
+                    carry = carry[self.batch_size:]
+            epoch += 1  # the partial batch left over is dropped
 
     def _load_window(self, store: PatchStore, indices: np.ndarray) -> np.ndarray:
         """Patches ``indices`` (in that order) of every kind, stacked; one contiguous read per run of indices."""
@@ -101,6 +126,7 @@ class PatchStream:
         """
         import tensorflow as tf
 
+        self.open()  # here, in the caller's thread, not in tf.data's
         spec = tf.TensorSpec((self.batch_size, self.patch_size, self.patch_size, len(self.kinds)), tf.uint8)
         dataset = tf.data.Dataset.from_generator(lambda: self.batches(start), output_signature=spec)
         return dataset.map(lambda batch: tf.cast(batch, tf.float32)).prefetch(tf.data.AUTOTUNE)
