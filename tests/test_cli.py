@@ -17,13 +17,17 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "tf_twogan" / "samples"
 
 
-def twogan(*argv: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """``twogan argv`` in a fresh interpreter (the way a user starts it)."""
+def user_environment(**extra: str) -> dict[str, str]:
+    """This process's environment as a user's shell would have it: no TensorFlow log settings, this checkout importable."""
     environment = {key: value for key, value in os.environ.items() if key not in ("TF_CPP_MIN_LOG_LEVEL", "TWOGAN_VERBOSE")}
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), environment.get("PYTHONPATH")]))
-    environment.update(env or {})
+    return {**environment, **extra}
+
+
+def twogan(*argv: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``twogan argv`` in a fresh interpreter (the way a user starts it)."""
     return subprocess.run([sys.executable, "-m", "tf_twogan.cli", *argv], capture_output=True, text=True,
-                          env=environment, timeout=300)
+                          env=user_environment(**(env or {})), timeout=300)
 
 
 def sample_pair_argv(out: Path, checkpoint: Path) -> list[str]:
@@ -209,9 +213,8 @@ run()
 
 def run_console_entry(*argv: str) -> subprocess.CompletedProcess:
     """The console entry ``run()`` in a fresh interpreter that registered an exit handler of its own."""
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     return subprocess.run([sys.executable, "-c", RUN_WITH_EXIT_HANDLER, *argv], capture_output=True, text=True,
-                          env=environment, timeout=300)
+                          env=user_environment(), timeout=300)
 
 
 def test_the_console_entry_ends_an_inference_command_quickly_with_its_output_complete_and_its_status(tiny_checkpoint, tmp_path):
