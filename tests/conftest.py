@@ -1,4 +1,5 @@
-"""All shared fixtures: small real stores cut from TNO, and a tiny random-weight checkpoint folder.
+"""All shared fixtures: small real stores cut from TNO, a tiny random-weight checkpoint folder
+and one tiny trained run that every test process shares.
 
 The checkpoint's networks are narrow (widths 8, 8, 4, 4) so tests run in seconds,
 with weights drawn from a fixed seed and BatchNorm moving statistics perturbed away
@@ -7,12 +8,14 @@ Plain helpers (constants, readers, random images) are in helpers.py.
 """
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 from pathlib import Path
 
 import pytest
 
-from helpers import MINI_PAIRS, TNO, make_checkpoint
+from helpers import MINI_PAIRS, TINY_CHAIN, TNO, make_checkpoint
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +38,31 @@ def mini_store(tmp_path_factory, mini_split) -> Path:
 
     out = tmp_path_factory.mktemp("store") / "mini.h5"
     return prepare_store(TNO / "ir", TNO / "vis", out, split=mini_split, subset="train", stride=48, progress=False)
+
+
+def shared_temp(tmp_path_factory) -> Path:
+    """The session's temporary root that all pytest-xdist workers see (their own roots are its children)."""
+    own = tmp_path_factory.getbasetemp()
+    return own.parent if os.environ.get("PYTEST_XDIST_WORKER") else own
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, mini_store) -> Path:
+    """A finished run of the whole chain (``TINY_CHAIN``) made by ``twogan train --config``; read it, never write it.
+
+    Training it costs about 10 s of tracing, so it is made once per test session:
+    the first worker to ask trains it under a file lock, the others wait and reuse
+    it (the pattern of pytest-xdist's documentation for session-scoped data).
+    A session killed mid-training leaves a run that the next ``twogan train`` resumes.
+    """
+    from tf_twogan.cli import main
+
+    root = shared_temp(tmp_path_factory)
+    run, config, done = root / "tiny_run", root / "tiny_run.json", root / "tiny_run.done"
+    with (root / "tiny_run.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            TINY_CHAIN.to_json(config)
+            assert main(["train", "--store", str(mini_store), "--out", str(run), "--config", str(config), "--quiet"]) == 0
+            done.touch()
+    return run

@@ -52,6 +52,9 @@ def tiny_training_config(**train):
     return preset("lite").replace(generator={"widths": (4, 4, 4, 4)}, discriminator={"widths": (4, 4, 8, 8)}, train=train)
 
 
+TINY_CHAIN = tiny_training_config(batch_size=4, epochs=1, steps_per_epoch=2, seed=1)  # the shared ``tiny_run``'s config
+
+
 def make_checkpoint(folder: Path, widths=TINY_WIDTHS, seed: int = 0, swap_second_layer: bool = False) -> Path:
     """Write g1/g2/g3 ``.keras`` and ``config.json`` with random weights into ``folder``."""
     import keras

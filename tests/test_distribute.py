@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import REPO, TNO, tiny_training_config
+from helpers import REPO, TINY_CHAIN, TNO
 
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
@@ -145,8 +145,11 @@ def writable_fds(pid: int) -> set[str]:
     return paths
 
 
-def test_multiworker_on_localhost_completes_and_only_the_chief_writes_the_run_folder(mini_store, tmp_path):
-    run, config = tmp_path / "run", tiny_training_config().to_json(tmp_path / "tiny.json")  # the lite chain at tiny widths
+def test_multiworker_on_localhost_completes_and_only_the_chief_writes_the_run_folder(mini_store, tiny_run, tmp_path):
+    # GAN 3 of the lite chain at tiny widths on the session's finished first layer (the
+    # same train_pair as GANs 1 and 2): both workers must adopt it, or the other worker
+    # would train GAN 1 while the chief trains GAN 3
+    run, config = tmp_path / "run", TINY_CHAIN.replace(second_layer={"epochs": 2}).to_json(tmp_path / "tiny.json")
     ports = free_ports(2)
     worker_tmp = [tmp_path / f"tmp{index}" for index in range(2)]
     processes = []
@@ -156,8 +159,8 @@ def test_multiworker_on_localhost_completes_and_only_the_chief_writes_the_run_fo
         env = {**ENV, "TF_CONFIG": json.dumps(tf_config), "TMPDIR": str(worker_tmp[index])}
         processes.append(subprocess.Popen(
             [sys.executable, "-m", "tf_twogan.cli", "train", "--strategy", "multiworker", "--store", str(mini_store),
-             "--out", str(run), "--config", str(config), "--epochs", "2", "--steps-per-epoch", "2", "--batch-size", "4",
-             "--seed", "3", "--quiet"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+             "--out", str(run), "--config", str(config), "--first-layer-from", str(tiny_run), "--quiet"],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     written = [set(), set()]
     deadline = time.monotonic() + 500
     while any(p.poll() is None for p in processes) and time.monotonic() < deadline:
@@ -175,8 +178,8 @@ def test_multiworker_on_localhost_completes_and_only_the_chief_writes_the_run_fo
     assert {"config.json", "g1.keras", "g2.keras", "g3.keras", "d1.keras", "d2.keras", "d3.keras",
             "history_gan1.csv", "history_gan2.csv", "history_gan3.csv", "second_layer_store.h5", "logs"} <= names
     assert not (run / "backup").exists()
-    for stage in ("gan1", "gan2", "gan3"):
-        assert [line.split(",")[0] for line in (run / f"history_{stage}.csv").read_text().splitlines()[1:]] == ["0", "1"]
+    for stage, epochs in (("gan1", ["0"]), ("gan2", ["0"]), ("gan3", ["0", "1"])):
+        assert [line.split(",")[0] for line in (run / f"history_{stage}.csv").read_text().splitlines()[1:]] == epochs
     # the chief held files of the run folder open for writing; the other worker never did,
     # it wrote to its own temporary folder, which is gone now
     in_run = [{path for path in paths if path.startswith(str(run) + "/")} for paths in written]

@@ -6,14 +6,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import tiny_training_config
+from helpers import TINY_CHAIN as TINY
 from tf_twogan import losses
 from tf_twogan.cli import main
 from tf_twogan.config import ConfigError, SecondLayerConfig, TwoGanConfig
 from tf_twogan.gan import GAN3, GAN3_SWAPPED, second_layer_roles
 from tf_twogan.training import load_generators, load_network, train
-
-TINY = tiny_training_config(batch_size=4, epochs=1, steps_per_epoch=2, seed=1)
 
 
 def image(values) -> tf.Tensor:
@@ -87,10 +85,10 @@ class FirstWeights(keras.callbacks.Callback):
             self.weights = [w.numpy().copy() for w in self.model.generator.weights]
 
 
-@pytest.fixture(scope="module")
-def first_layer(mini_store, tmp_path_factory):
-    """A finished tiny run (all three GANs), trained once for the module."""
-    return train(mini_store, tmp_path_factory.mktemp("run") / "full", TINY, verbose=0).root
+@pytest.fixture
+def first_layer(tiny_run):
+    """A finished run of ``TINY`` (all three GANs): the session's shared one."""
+    return tiny_run
 
 
 def test_a_run_on_a_reused_first_layer_trains_only_gan3_and_equals_the_uninterrupted_run(first_layer, mini_store, tmp_path):

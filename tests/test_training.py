@@ -1,10 +1,11 @@
 """Real short trainings on real TNO patches: losses, weight updates, run folder, resume, determinism."""
+import shutil
 
 import keras
 import numpy as np
 import pytest
 
-from helpers import history_epochs, read_csv, tiny_training_config
+from helpers import TINY_CHAIN, history_epochs, read_csv, tiny_training_config
 from tf_twogan.cli import main
 from tf_twogan.config import ConfigError, preset
 from tf_twogan.gan import GAN1
@@ -43,10 +44,8 @@ def test_a_short_real_training_has_finite_losses_and_moves_both_networks(mini_st
     assert not run.backup(GAN1).exists()
 
 
-def test_cli_train_writes_the_whole_run_folder(mini_store, tmp_path):
-    out = tmp_path / "run"
-    assert main(["train", "--store", str(mini_store), "--out", str(out), "--preset", "lite", "--epochs", "1",
-                 "--steps-per-epoch", "1", "--batch-size", "2", "--seed", "3", "--quiet"]) == 0
+def test_cli_train_writes_the_whole_run_folder(tiny_run):
+    out = tiny_run  # made by `twogan train --config` (conftest)
     names = {p.name for p in out.iterdir()}
     assert {"config.json", "g1.keras", "g2.keras", "g3.keras", "d1.keras", "d2.keras", "d3.keras",
             "history_gan1.csv", "history_gan2.csv", "history_gan3.csv", "second_layer_store.h5", "logs"} <= names
@@ -107,13 +106,12 @@ def test_rerun_with_another_config_is_refused(tmp_path):
         open_run_folder(tmp_path / "run", TINY.replace(train={"epochs": 9}))
 
 
-def test_finished_run_is_not_trained_again(mini_store, tmp_path):
-    config = TINY.replace(train={"epochs": 1, "steps_per_epoch": 1})
-    run = train(mini_store, tmp_path / "run", config, verbose=0)
-    stamp = run.network(GAN1, "g").stat().st_mtime_ns
-    train(mini_store, tmp_path / "run", config, verbose=0)
-    assert run.network(GAN1, "g").stat().st_mtime_ns == stamp
+def test_finished_run_is_not_trained_again(tiny_run, mini_store, tmp_path):
+    shutil.copytree(tiny_run, tmp_path / "run")
+    before = {path.name: path.stat().st_mtime_ns for path in (tmp_path / "run").iterdir()}
+    run = train(mini_store, tmp_path / "run", TINY_CHAIN, verbose=0)
     assert isinstance(run, RunFolder)
+    assert {path.name: path.stat().st_mtime_ns for path in run.root.iterdir()} == before
 
 
 def test_train_step_equals_the_two_forward_pass_loop(mini_store):

@@ -198,23 +198,24 @@ def train(store_path: str | os.PathLike, run_dir: str | os.PathLike, config: Two
         with FolderLock(run_dir, "twogan train"):  # one trainer per run folder
             run = open_run_folder(run_dir, config)
             remove_stray_temporaries(run)
-            if first_layer_from is not None and config.method == "twogan":
-                adopt_first_layer(run, first_layer_from, config)
-            return _train_stages(run, store_path, config, verbose, callbacks, strategy)
+            return _train_stages(run, store_path, config, verbose, callbacks, strategy, first_layer_from)
     run = worker_run_folder(run_dir, config, strategy.cluster_resolver.task_id)
-    try:
-        _train_stages(run, store_path, config, verbose, callbacks, strategy)
+    try:  # a non-chief worker adopts the first layer too, or it would train GAN 1 while the chief trains GAN 3
+        _train_stages(run, store_path, config, verbose, callbacks, strategy, first_layer_from)
     finally:
         shutil.rmtree(run.root, ignore_errors=True)
     return RunFolder(Path(run_dir))
 
 
 def _train_stages(run: RunFolder, store_path: Path, config: TwoGanConfig, verbose: int | str,
-                  callbacks: list[keras.callbacks.Callback], strategy: tf.distribute.Strategy) -> RunFolder:
+                  callbacks: list[keras.callbacks.Callback], strategy: tf.distribute.Strategy,
+                  first_layer_from: str | os.PathLike | None) -> RunFolder:
     if config.method == "fusiongan":
         if not run.finished(FUSIONGAN):
             train_pair(run, store_path, config, FUSIONGAN, verbose, callbacks, strategy)
         return remove_finished_backups(run)
+    if first_layer_from is not None:
+        adopt_first_layer(run, first_layer_from, config)
     generators = {}
     for roles in (GAN1, GAN2):
         if not run.finished(roles):
