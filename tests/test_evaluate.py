@@ -73,6 +73,23 @@ def test_writes_per_image_csvs_mean_csv_markdown_and_png(folders, tmp_path):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
+def test_a_metric_undefined_on_every_image_gives_a_nan_mean_and_no_numpy_warning(folders, tmp_path):
+    # TR is undefined (NaN) for a flat fused image; the plot's whiskers used np.nanstd,
+    # which warned "Degrees of freedom <= 0" on the user's console
+    import warnings
+
+    flat = tmp_path / "flat"
+    for stem in ("a", "b", "c"):
+        write_image(flat / f"{stem}.png", np.full((40, 48), 7, np.uint8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = evaluate_folders(folders["ir"], folders["vis"], [flat, folders["average"]], tmp_path / "out",
+                                  metrics=["EN", "TR"], progress=False)
+    assert np.isnan(result.means["flat"]["TR"]) and np.isfinite(result.means["average"]["TR"])
+    assert result.means["flat"]["EN"] == 0
+    assert (tmp_path / "out" / "metrics_mean.png").is_file()
+
+
 def test_markdown_bolds_the_best_value_of_each_column_lower_is_better_for_rmse():
     means = {"one": {"EN": 7.0, "RMSE": 0.5}, "two": {"EN": 6.0, "RMSE": 0.25}}
     table = markdown_table(means, ["EN", "RMSE"])

@@ -225,8 +225,17 @@ def _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, 
 
 
 def _nanmean(values: Sequence[float]) -> float:
-    finite = [v for v in values if not math.isnan(v)]
-    return float(np.mean(finite)) if finite else float("nan")
+    return _over_defined(np.mean, values)
+
+
+def _nanstd(values: Sequence[float]) -> float:
+    return _over_defined(np.std, values)
+
+
+def _over_defined(statistic, values: Sequence[float]) -> float:
+    """``statistic`` of the values that are not NaN; NaN (without numpy's warning) when none is."""
+    defined = [v for v in values if not math.isnan(v)]
+    return float(statistic(defined)) if defined else float("nan")
 
 
 # ----------------------------------------------------------------------------
@@ -279,7 +288,7 @@ def plot_means(result: EvaluationResult, path: str | os.PathLike) -> Path:
     for index, metric in enumerate(metrics):
         axes = figure.add_subplot(rows, columns, index + 1)
         means = np.array([result.means[m][metric] for m in methods])
-        spread = np.array([np.nanstd([v[metric] for v in result.per_image[m].values()]) for m in methods])
+        spread = np.array([_nanstd([v[metric] for v in result.per_image[m].values()]) for m in methods])
         best = _best(list(means), metric)
         colours = ["#1f4e79" if best is not None and v == best else "#8fb3d9" for v in means]
         axes.bar(positions, means, yerr=spread, color=colours, error_kw=dict(lw=0.6, capsize=1.5, ecolor="#444444"))
