@@ -33,7 +33,9 @@ def test_a_short_real_training_has_finite_losses_and_moves_both_networks(mini_st
     pair = train_pair(run, mini_store, TINY, GAN1, verbose=0, callbacks=[start])
     history = read_csv(run.history(GAN1))
     assert len(history) == 2
-    for name in ("d_loss", "d_real", "d_fake", "g_loss", "g_adversarial", "g_content", "g_intensity", "g_gradient"):
+    losses = ("d_loss", "d_real", "d_fake", "g_loss", "g_adversarial", "g_content", "g_intensity", "g_gradient")
+    assert list(history[0]) == ["epoch", *sorted([*losses, "epoch_seconds"])]  # no empty val_* columns
+    for name in losses:
         assert np.isfinite(float(history[-1][name])), name
     # every trainable kernel of G and of D has moved away from its weights when fit began
     for network, before in ((pair.generator, start.generator), (pair.discriminator, start.discriminator)):
@@ -53,6 +55,21 @@ def test_cli_train_writes_the_whole_run_folder(tiny_run):
     assert any((out / "logs" / "gan3" / "samples").iterdir()), "no TensorBoard sample image"
     g1, g2, g3 = load_generators(out)
     assert g3.name == "g3"
+
+
+def test_a_resumed_history_keeps_its_header_and_fills_the_columns_it_names(tmp_path):
+    # a history begun by Keras' CSVLogger (before 2026-12-01) has empty val_* columns
+    from tf_twogan.callbacks import HistoryLogger
+
+    path = tmp_path / "history_gan1.csv"
+    path.write_text("epoch,d_loss,g_loss,val_d_loss,val_g_loss\r\n0,0.5,0.25,NA,NA\r\n")
+    HistoryLogger(path).on_epoch_end(1, {"g_loss": 0.125, "d_loss": 1.5, "epoch_seconds": 3.0})
+    assert read_csv(path) == [{"epoch": "0", "d_loss": "0.5", "g_loss": "0.25", "val_d_loss": "NA", "val_g_loss": "NA"},
+                              {"epoch": "1", "d_loss": "1.5", "g_loss": "0.125", "val_d_loss": "NA", "val_g_loss": "NA"}]
+    fresh = tmp_path / "fresh.csv"
+    for epoch in (0, 1):
+        HistoryLogger(fresh).on_epoch_end(epoch, {"g_loss": 0.125 * epoch, "d_loss": 1.5})
+    assert fresh.read_bytes() == b"epoch,d_loss,g_loss\r\n0,1.5,0.0\r\n1,1.5,0.125\r\n"  # what CSVLogger writes
 
 
 class CrashAt(keras.callbacks.Callback):

@@ -1,4 +1,4 @@
-"""The Keras callbacks a training run uses: crash-safe backup, history trimming, network saving, timing, samples.
+"""The Keras callbacks a training run uses: crash-safe backup, the history CSV and its trimming, network saving, timing, samples.
 
 All are public-API ``keras.callbacks.Callback`` subclasses; :func:`tf_twogan.training.train_pair`
 puts them in the order that makes a kill at any instant recoverable (see its docstring).
@@ -103,11 +103,45 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
             shutil.rmtree(self.backup_dir)
 
 
+def history_header(path: Path) -> list[str] | None:
+    """The column names of the history CSV at ``path``, or None when it does not exist or is empty."""
+    if not path.is_file():
+        return None
+    with path.open(newline="") as handle:
+        return next(csv.reader(handle), None)
+
+
+class HistoryLogger(keras.callbacks.Callback):
+    """Appends one CSV row per epoch: ``epoch``, then the logs' values in the order of their sorted names.
+
+    What Keras' ``CSVLogger`` writes, without its empty ``val_<name>`` columns: it
+    adds one for every name when the first epoch has no validation values (so that
+    a later validation can fill them), and these runs never validate.  A history
+    that already exists (a resumed run, also one written by ``CSVLogger``) keeps its
+    header: each row fills those columns, ``NA`` where the logs have no value.
+    The file is closed after each row, so a kill loses at most the epoch under way.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        header = history_header(self.path)
+        with self.path.open("a", newline="") as handle:
+            writer = csv.writer(handle)
+            if header is None:
+                header = ["epoch", *sorted(logs)]
+                writer.writerow(header)
+            writer.writerow([epoch, *(logs.get(name, "NA") for name in header[1:])])
+
+
 class TrimHistory(keras.callbacks.Callback):
     """Drop history rows of epochs that a resumed run will train again.
 
-    Placed before CSVLogger, which writes each epoch's row before the backup of that
-    epoch is saved: a crash between the two would otherwise log the epoch twice.
+    Placed before :class:`HistoryLogger`, which writes each epoch's row before the backup
+    of that epoch is saved: a crash between the two would otherwise log the epoch twice.
     """
 
     def __init__(self, history_path: Path, resume_epoch: int) -> None:
@@ -145,7 +179,7 @@ class SaveNetworks(keras.callbacks.Callback):
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Adds ``epoch_seconds`` (wall time of the epoch) to the logs, so CSVLogger records it."""
+    """Adds ``epoch_seconds`` (wall time of the epoch) to the logs, so :class:`HistoryLogger` records it."""
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.started = time.perf_counter()

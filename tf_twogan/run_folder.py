@@ -4,9 +4,9 @@ A run folder holds::
 
     config.json                 the resolved TwoGanConfig
     g1.keras d1.keras ...       each network, written when its GAN finishes
-    history_gan1.csv ...        Keras CSVLogger, one row per epoch
+    history_gan1.csv ...        one row per epoch (:class:`~tf_twogan.callbacks.HistoryLogger`)
     logs/gan1/ ...              TensorBoard scalars and a fused sample image per epoch
-    backup/gan1/                the training state while a GAN trains (:class:`~tf_twogan.callbacks.AtomicBackup`)
+    backup/gan1/                the training state while a GAN trains (:class:`~tf_twogan.callbacks.AtomicBackupAndRestore`)
     second_layer_store.h5       the I_IRV / I_VIR patch store
 
 Every file is written to a temporary name and renamed into place, so a process

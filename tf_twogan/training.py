@@ -30,7 +30,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .callbacks import AtomicBackupAndRestore, EpochTimer, FusedSampleLogger, SaveNetworks, TrimHistory, backup_epoch, sample_patches
+from .callbacks import (AtomicBackupAndRestore, EpochTimer, FusedSampleLogger, HistoryLogger, SaveNetworks, TrimHistory, backup_epoch,
+                        sample_patches)
 from .config import ConfigError, TwoGanConfig
 from .data import PatchStream
 from .distribute import STRATEGIES, is_chief, make_strategy, needs_synchronized_batch_norm
@@ -133,7 +134,7 @@ def train_pair(run: RunFolder, store_path: Path, config: TwoGanConfig, roles: Pa
         SaveNetworks(run.network(roles, "g"), run.network(roles, "d")),
         TrimHistory(run.history(roles), resume_epoch),
         EpochTimer(),
-        keras.callbacks.CSVLogger(str(run.history(roles)), append=True),
+        HistoryLogger(run.history(roles)),
         backup,
         keras.callbacks.TensorBoard(str(run.logs(roles)), write_graph=False, profile_batch=0),
         FusedSampleLogger(run.logs(roles), sample_patches(store_path, roles.kinds), roles),
