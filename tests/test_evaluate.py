@@ -13,6 +13,7 @@ from helpers import REPO
 
 from tf_twogan import metrics as M
 from tf_twogan.evaluate import evaluate_folders, evaluate_vifb_style, markdown_table
+from tf_twogan.config import ConfigError
 from tf_twogan.images import ImageError, write_image
 
 
@@ -88,6 +89,32 @@ def test_a_metric_undefined_on_every_image_gives_a_nan_mean_and_no_numpy_warning
     assert np.isnan(result.means["flat"]["TR"]) and np.isfinite(result.means["average"]["TR"])
     assert result.means["flat"]["EN"] == 0
     assert (tmp_path / "out" / "metrics_mean.png").is_file()
+
+
+def test_threads_score_the_pairs_exactly_as_one_does_and_write_the_same_files(folders, tmp_path):
+    fused = [folders["average"], folders["maximum"]]
+    one = evaluate_folders(folders["ir"], folders["vis"], fused, tmp_path / "one", progress=False, workers=1)
+    three = evaluate_folders(folders["ir"], folders["vis"], fused, tmp_path / "three", progress=False, workers=3)
+    assert three.per_image == one.per_image and list(three.per_image["maximum"]) == ["a", "b", "c"]
+    import imageio.v3 as iio
+
+    for stem in ("a", "b", "c"):  # each pair's own scores
+        ir, vis = iio.imread(folders["ir"] / f"{stem}.png"), iio.imread(folders["vis"] / f"{stem}.png")
+        assert three.per_image["maximum"][stem] == M.evaluate(ir, vis, iio.imread(folders["maximum"] / f"{stem}.bmp"))
+    for name in ("metrics_mean.csv", "average_metrics.csv", "maximum_metrics.csv", "metrics_mean.md"):
+        assert (tmp_path / "three" / name).read_bytes() == (tmp_path / "one" / name).read_bytes(), name
+    with pytest.raises(ConfigError, match="workers must be a positive integer"):
+        evaluate_folders(folders["ir"], folders["vis"], fused, tmp_path / "zero", progress=False, workers=0)
+
+
+def test_with_two_bad_pairs_the_first_in_name_order_is_named_whatever_the_threads(folders, tmp_path):
+    for stem in ("b", "c"):
+        write_image(folders["average"] / f"{stem}.png", np.zeros((8, 8), np.uint8))
+    for workers in (1, 3):
+        with pytest.raises(ImageError, match=r"average[/\\]b\.png is \(8, 8\)"):
+            evaluate_folders(folders["ir"], folders["vis"], [folders["average"]], tmp_path / f"out{workers}",
+                             progress=False, workers=workers)
+        assert not (tmp_path / f"out{workers}").exists()
 
 
 def test_markdown_bolds_the_best_value_of_each_column_lower_is_better_for_rmse():

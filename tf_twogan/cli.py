@@ -100,7 +100,7 @@ def _evaluate(args: argparse.Namespace) -> None:
                 raise ConfigError(f"{folder}: is a file, not a folder of {what} ({flag} takes a folder)")
 
     metrics = None if args.metrics is None else [name.strip() for name in args.metrics.split(",") if name.strip()]
-    options = dict(metrics=metrics, convention=args.convention, progress=not args.quiet, color=args.color)
+    options = dict(metrics=metrics, convention=args.convention, progress=not args.quiet, color=args.color, workers=args.workers)
     if args.methods_from_suffix:
         if len(args.fused) != 1:
             raise ConfigError("--methods-from-suffix takes exactly one --fused folder (holding <pair>_<method> files)")
@@ -274,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--color", choices=("gray", "channels"), default="gray",
                           help="score colour results as BT.601 gray (default) or per channel as VIFB's tables do")
     add_subset_arguments(evaluate, "score")
+    evaluate.add_argument("--workers", type=int, help="pairs scored at once, one thread each (default: the CPU cores "
+                          "this process may use); the scores do not depend on it")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(handler=_evaluate)
 

@@ -22,6 +22,7 @@ import csv
 import io
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +83,7 @@ def evaluate_folders(
     progress: bool = True,
     color: str = "gray",
     pairs: Iterable[str] | None = None,
+    workers: int | None = None,
 ) -> EvaluationResult:
     """Score every fused folder against the source pairs; write the tables and plot.
 
@@ -94,9 +96,10 @@ def evaluate_folders(
     without a fused image are not evaluated.  ``metrics`` and ``convention`` as in
     :func:`tf_twogan.metrics.evaluate`.  ``color="gray"`` (default) scores the
     gray images (RGB -> rounded BT.601 luma); ``color="channels"`` scores colour
-    fused images per channel and averages, as VIFB's own tables do.  Raises
-    :class:`ImageError` naming the files for missing counterparts and mismatched
-    sizes.
+    fused images per channel and averages, as VIFB's own tables do.  ``workers``:
+    pairs scored at once, each in a thread (default: the CPU cores this process
+    may use); the scores do not depend on it.  Raises :class:`ImageError` naming
+    the files for missing counterparts and mismatched sizes.
     """
     if isinstance(fused_dirs, (str, os.PathLike)):
         fused_dirs = [fused_dirs]
@@ -108,7 +111,7 @@ def evaluate_folders(
     if duplicates:
         raise ConfigError(f"fused folders must have distinct names (they name the methods): {', '.join(duplicates)}")
     methods = {name: list_images(folder) for name, folder in zip(names, folders)}
-    return _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, color, pairs)
+    return _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, color, pairs, workers)
 
 
 def evaluate_vifb_style(
@@ -121,6 +124,7 @@ def evaluate_vifb_style(
     progress: bool = True,
     methods: Iterable[str] | None = None,
     color: str = "gray",
+    workers: int | None = None,
 ) -> EvaluationResult:
     """Like :func:`evaluate_folders` for one folder of ``<stem>_<method>.<ext>`` files.
 
@@ -149,7 +153,8 @@ def evaluate_vifb_style(
         missing = [m for m in order if m not in grouped]
         if missing:
             raise ImageError(f"{fused_dir}: no fused images for method(s) {', '.join(missing)}")
-    return _evaluate(ir_dir, vis_dir, {m: grouped[m] for m in order}, out_dir, metrics, convention, progress, color)
+    return _evaluate(ir_dir, vis_dir, {m: grouped[m] for m in order}, out_dir, metrics, convention, progress, color,
+                     workers=workers)
 
 
 # ----------------------------------------------------------------------------
@@ -183,7 +188,7 @@ def _read_as_stored(path: Path) -> np.ndarray:
 
 
 def _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, color="gray",
-              pairs: Iterable[str] | None = None) -> EvaluationResult:
+              pairs: Iterable[str] | None = None, workers: int | None = None) -> EvaluationResult:
     from .console import tqdm
 
     names = M.metric_names(metrics)
@@ -191,6 +196,8 @@ def _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, 
         raise ConfigError(f"convention must be one of {M.CONVENTIONS}, got {convention!r}")
     if color not in M.COLORS:
         raise ConfigError(f"color must be one of {M.COLORS}, got {color!r}")
+    if workers is not None and (type(workers) is not int or workers < 1):
+        raise ConfigError(f"workers must be a positive integer, got {workers!r}")
     read = _read_gray if color == "gray" else _read_as_stored
     # every fused image needs both sources (names: the fused images, in natural order)
     sources = pair_folders(ir_dir, vis_dir, names=_fused_stems(methods, pairs))
@@ -198,28 +205,39 @@ def _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, 
     for folder in folders:  # an output named like an input would overwrite it
         if Path(out_dir).resolve() == Path(folder).resolve():
             raise ImageError(f"{out_dir}: is an input folder; choose another output folder")
+
+    def score_pair(source: tuple[str, Path, Path]) -> dict[str, dict[str, float]]:
+        """Every method's scores of one pair (its sources read once)."""
+        stem, ir_path, vis_path = source
+        ir, vis = read(ir_path), read(vis_path)
+        if ir.shape[:2] != vis.shape[:2]:
+            raise ImageError(f"sizes differ: {ir_path} is {ir.shape[:2]}, {vis_path} is {vis.shape[:2]}")
+        scores = {}
+        for method, files in methods.items():
+            fused = read(files[stem])
+            if fused.shape[:2] != ir.shape[:2]:
+                raise ImageError(f"sizes differ: {files[stem]} is {fused.shape[:2]}, "
+                                 f"its sources {ir_path.name}, {vis_path.name} are {ir.shape[:2]}")
+            try:
+                scores[method] = M.evaluate(ir, vis, fused, metrics=names, convention=convention, color=color)
+            except ValueError as error:  # e.g. an image below SSIM's window
+                raise ImageError(f"{files[stem]}: {error}") from None
+        return scores
+
     per_image: dict[str, dict[str, dict[str, float]]] = {m: {} for m in methods}
     bar = tqdm(total=len(sources) * len(methods), desc="evaluate", unit="image", disable=not progress)
+    # numpy and scipy release the GIL inside their loops, so threads score pairs side by side
+    pool = ThreadPoolExecutor(max_workers=workers or len(os.sched_getaffinity(0)))
     try:
-        for stem, ir_path, vis_path in sources:  # sources read once, scored against every method
-            ir, vis = read(ir_path), read(vis_path)
-            if ir.shape[:2] != vis.shape[:2]:
-                raise ImageError(f"sizes differ: {ir_path} is {ir.shape[:2]}, {vis_path} is {vis.shape[:2]}")
-            for method, files in methods.items():
-                fused = read(files[stem])
-                if fused.shape[:2] != ir.shape[:2]:
-                    raise ImageError(f"sizes differ: {files[stem]} is {fused.shape[:2]}, "
-                                     f"its sources {ir_path.name}, {vis_path.name} are {ir.shape[:2]}")
-                try:
-                    per_image[method][stem] = M.evaluate(ir, vis, fused, metrics=names, convention=convention, color=color)
-                except ValueError as error:  # e.g. an image below SSIM's window
-                    raise ImageError(f"{files[stem]}: {error}") from None
-                bar.update(1)
+        for (stem, _, _), scores in zip(sources, pool.map(score_pair, sources)):  # in order: the first bad pair is named
+            for method, row in scores.items():
+                per_image[method][stem] = row
+            bar.update(len(methods))
     finally:
+        pool.shutdown(cancel_futures=True)  # after an error: the pairs not started are dropped
         bar.close()
-    ordered = {m: {s: per_image[m][s] for s, _, _ in sources} for m in methods}
-    means = {m: {k: _nanmean([row[k] for row in ordered[m].values()]) for k in names} for m in methods}
-    result = EvaluationResult(tuple(names), convention, ordered, means, color=color)
+    means = {m: {k: _nanmean([row[k] for row in per_image[m].values()]) for k in names} for m in methods}
+    result = EvaluationResult(tuple(names), convention, per_image, means, color=color)
     result.files.update(write_outputs(result, out_dir))
     return result
 
