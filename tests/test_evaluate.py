@@ -206,6 +206,19 @@ def test_cli_evaluate_prints_the_markdown_table(folders, tmp_path):
     assert (out / "metrics_mean.csv").is_file()
 
 
+def test_cli_evaluate_takes_workers_and_refuses_zero_in_one_line(folders, tmp_path, capsys):
+    from tf_twogan.cli import main
+
+    base = ["evaluate", "--ir", str(folders["ir"]), "--vis", str(folders["vis"]), "--fused", str(folders["average"]),
+            "--metrics", "EN,SD", "--quiet"]
+    assert main([*base, "--out", str(tmp_path / "two"), "--workers", "2"]) == 0
+    assert "| average |" in capsys.readouterr().out
+    assert main([*base, "--out", str(tmp_path / "zero"), "--workers", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "workers must be a positive integer, got 0" in err
+    assert not (tmp_path / "zero").exists()
+
+
 def test_channels_mode_scores_colour_fused_images_per_channel(folders, tmp_path):
     rng = np.random.default_rng(5)
     colour = tmp_path / "colour"
