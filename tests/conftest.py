@@ -17,6 +17,12 @@ import pytest
 
 from helpers import MINI_PAIRS, TINY_CHAIN, TNO, make_checkpoint
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest-xdist already runs one test process per core: evaluation threads on top of
+    # that only switched between each other (the suite took 11-22 s longer); subprocesses
+    # and notebook kernels inherit the setting
+    os.environ.setdefault("TWOGAN_EVALUATE_WORKERS", "1")
+
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:

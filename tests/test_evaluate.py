@@ -107,6 +107,19 @@ def test_threads_score_the_pairs_exactly_as_one_does_and_write_the_same_files(fo
         evaluate_folders(folders["ir"], folders["vis"], fused, tmp_path / "zero", progress=False, workers=0)
 
 
+def test_the_default_number_of_workers_is_the_environment_variable_or_the_usable_cores(monkeypatch):
+    from tf_twogan.evaluate import default_workers
+
+    monkeypatch.delenv("TWOGAN_EVALUATE_WORKERS", raising=False)
+    assert default_workers() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("TWOGAN_EVALUATE_WORKERS", "3")
+    assert default_workers() == 3
+    for bad in ("0", "two", "-1", ""):
+        monkeypatch.setenv("TWOGAN_EVALUATE_WORKERS", bad)
+        with pytest.raises(ConfigError, match="TWOGAN_EVALUATE_WORKERS must be a positive integer"):
+            default_workers()
+
+
 def test_with_two_bad_pairs_the_first_in_name_order_is_named_whatever_the_threads(folders, tmp_path):
     for stem in ("b", "c"):
         write_image(folders["average"] / f"{stem}.png", np.zeros((8, 8), np.uint8))

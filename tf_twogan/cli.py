@@ -274,8 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--color", choices=("gray", "channels"), default="gray",
                           help="score colour results as BT.601 gray (default) or per channel as VIFB's tables do")
     add_subset_arguments(evaluate, "score")
-    evaluate.add_argument("--workers", type=int, help="pairs scored at once, one thread each (default: the CPU cores "
-                          "this process may use); the scores do not depend on it")
+    evaluate.add_argument("--workers", type=int, help="pairs scored at once, one thread each (default: "
+                          "$TWOGAN_EVALUATE_WORKERS, else the CPU cores this process may use); the scores do not depend on it")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(handler=_evaluate)
 

@@ -97,8 +97,8 @@ def evaluate_folders(
     :func:`tf_twogan.metrics.evaluate`.  ``color="gray"`` (default) scores the
     gray images (RGB -> rounded BT.601 luma); ``color="channels"`` scores colour
     fused images per channel and averages, as VIFB's own tables do.  ``workers``:
-    pairs scored at once, each in a thread (default: the CPU cores this process
-    may use); the scores do not depend on it.  Raises :class:`ImageError` naming
+    pairs scored at once, each in a thread (default: :func:`default_workers`); the
+    scores do not depend on it.  Raises :class:`ImageError` naming
     the files for missing counterparts and mismatched sizes.
     """
     if isinstance(fused_dirs, (str, os.PathLike)):
@@ -227,7 +227,7 @@ def _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, 
     per_image: dict[str, dict[str, dict[str, float]]] = {m: {} for m in methods}
     bar = tqdm(total=len(sources) * len(methods), desc="evaluate", unit="image", disable=not progress)
     # numpy and scipy release the GIL inside their loops, so threads score pairs side by side
-    pool = ThreadPoolExecutor(max_workers=workers or len(os.sched_getaffinity(0)))
+    pool = ThreadPoolExecutor(max_workers=workers or default_workers())
     try:
         for (stem, _, _), scores in zip(sources, pool.map(score_pair, sources)):  # in order: the first bad pair is named
             for method, row in scores.items():
@@ -240,6 +240,21 @@ def _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, 
     result = EvaluationResult(tuple(names), convention, per_image, means, color=color)
     result.files.update(write_outputs(result, out_dir))
     return result
+
+
+def default_workers() -> int:
+    """Pairs scored at once by default: ``TWOGAN_EVALUATE_WORKERS`` if set, else the CPU cores this process may use.
+
+    Set the variable to 1 where other processes already keep every core busy (the
+    test suite does so under pytest-xdist): threads on a full machine only add
+    switching between them.
+    """
+    text = os.environ.get("TWOGAN_EVALUATE_WORKERS")
+    if text is None:
+        return len(os.sched_getaffinity(0))
+    if not text.strip().isdigit() or int(text) < 1:
+        raise ConfigError(f"TWOGAN_EVALUATE_WORKERS must be a positive integer, got {text!r}")
+    return int(text)
 
 
 def _nanmean(values: Sequence[float]) -> float:
