@@ -56,10 +56,9 @@ def shared_temp(tmp_path_factory) -> Path:
 def tiny_run(tmp_path_factory, mini_store) -> Path:
     """A finished run of the whole chain (``TINY_CHAIN``) made by ``twogan train --config``; read it, never write it.
 
-    Training it costs about 10 s of tracing, so it is made once per test session:
-    the first worker to ask trains it under a file lock, the others wait and reuse
-    it (the pattern of pytest-xdist's documentation for session-scoped data).
-    A session killed mid-training leaves a run that the next ``twogan train`` resumes.
+    Training it costs about 10 s of graph tracing, so it is made once per test
+    session: the first pytest-xdist worker to ask trains it under a file lock, the
+    others wait for the lock and reuse it.
     """
     from tf_twogan.cli import main
 
