@@ -12,7 +12,11 @@ fused over the 10 TNO test pairs with ``twogan fuse`` and scored with
   zeta 10 / zeta 1000    second-layer content weight (paper: 100)
 
 Runs live in ``--work`` (default runs/ablations); rerunning the command resumes or
-skips the training that is finished.
+skips the training that is finished.  The baseline trains first, and a variant that
+differs from it only in what GAN 3 uses (G3 swapped, zeta 10, zeta 1000) then takes
+its G1 and G2 (``train(..., first_layer_from=)``) and trains GAN 3 alone: the same
+config and seed would train the same first layer again (tests/test_second_layer.py
+checks that a reused first layer gives the uninterrupted run's G3 exactly).
 
 Usage (from the repository root; about 5 minutes per variant on 2 idle cores):
   python results/ablations.py --store runs/tno_train.h5 [--epochs 2] [--steps-per-epoch 100]
@@ -28,12 +32,14 @@ from tf_twogan.cli import main as twogan
 from tf_twogan.config import TwoGanConfig, preset
 from tf_twogan.evaluate import evaluate_folders
 from tf_twogan.images import natural_key
+from tf_twogan.run_folder import second_layer_variant
 from tf_twogan.training import train
 
 from reproduce import DATA, METRICS, RESULTS, REPO, linked_subset, write_table
 
+BASELINE = "paired (baseline)"
 VARIANTS: dict[str, dict] = {
-    "paired (baseline)": {},
+    BASELINE: {},
     "single-input": {"generator": {"input_mode": "single"}},
     "G3 swapped": {"train": {"swap_second_layer": True}},
     "lambda 0.5": {"loss": {"first_layer_content_weight": 0.5}},
@@ -50,6 +56,15 @@ def variant_config(changes: dict, epochs: int, steps: int) -> TwoGanConfig:
 
 def folder_name(variant: str) -> str:
     return variant.replace(" ", "_").replace("(", "").replace(")", "")
+
+
+def first_layer_source(config: TwoGanConfig, work: Path) -> Path | None:
+    """The baseline's run folder when its G1 and G2 are trained and ``config`` differs from its config only in what GAN 3 uses."""
+    baseline = work / folder_name(BASELINE)
+    if not all((baseline / name).is_file() for name in ("config.json", "g1.keras", "g2.keras")):
+        return None
+    theirs = TwoGanConfig.from_json(baseline / "config.json")
+    return baseline if theirs != config and second_layer_variant(theirs, config) == config else None
 
 
 def main() -> None:
@@ -70,17 +85,19 @@ def main() -> None:
 
     test_names = sorted(json.loads((DATA / "tno" / "split.json").read_text())["test"], key=natural_key)[:args.test_pairs]
     tno = linked_subset(DATA / "tno", test_names, args.work / "tno_test")
-    fused_folders, minutes = [], {}
-    for variant in variants:
-        run_dir = args.work / folder_name(variant)
+    minutes = {}
+    for variant in sorted(variants, key=lambda name: name != BASELINE):  # the baseline first: others may reuse its first layer
+        run_dir, config = args.work / folder_name(variant), variant_config(VARIANTS[variant], args.epochs, args.steps_per_epoch)
+        first_layer = first_layer_source(config, args.work)
         start = time.perf_counter()
-        train(args.store, run_dir, variant_config(VARIANTS[variant], args.epochs, args.steps_per_epoch), verbose=2)
+        train(args.store, run_dir, config, verbose=2, first_layer_from=first_layer)
         minutes[variant] = (time.perf_counter() - start) / 60
         fused = args.work / "fused" / variant        # always fused again: seconds, and never a stale or partial folder
         assert twogan(["fuse", "--ir", str(tno / "ir"), "--vis", str(tno / "vis"), "--out", str(fused),
                        "--checkpoint", str(run_dir), "--quiet"]) == 0
-        fused_folders.append(fused)
-        print(f"{variant}: trained and fused ({minutes[variant]:.1f} min this call)", flush=True)
+        reused = " (G1, G2 of the baseline)" if first_layer else ""
+        print(f"{variant}: trained{reused} and fused ({minutes[variant]:.1f} min this call)", flush=True)
+    fused_folders = [args.work / "fused" / variant for variant in variants]
     result = evaluate_folders(tno / "ir", tno / "vis", fused_folders, args.work / "eval", progress=False)
     write_table({variant: result.means[variant] for variant in variants}, METRICS, args.out)
     print(args.out.with_suffix(".md").read_text())

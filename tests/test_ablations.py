@@ -25,6 +25,21 @@ def test_variant_configs_change_only_their_field(ablations):
     assert ablations.variant_config(ablations.VARIANTS["G3 swapped"], 2, 100).train.swap_second_layer
 
 
+def test_variants_that_change_only_gan3_reuse_the_trained_first_layer_of_the_baseline(ablations, tmp_path):
+    def config(variant):
+        return ablations.variant_config(ablations.VARIANTS[variant], 2, 100)
+
+    baseline = tmp_path / ablations.folder_name(ablations.BASELINE)
+    baseline.mkdir()
+    config(ablations.BASELINE).to_json(baseline / "config.json")
+    (baseline / "g1.keras").write_bytes(b"")
+    assert ablations.first_layer_source(config("zeta 10"), tmp_path) is None  # G2 not trained yet
+    (baseline / "g2.keras").write_bytes(b"")
+    reusing = [variant for variant in ablations.VARIANTS if ablations.first_layer_source(config(variant), tmp_path) == baseline]
+    assert reusing == ["G3 swapped", "zeta 10", "zeta 1000"]
+    assert ablations.first_layer_source(config("zeta 10").replace(train={"epochs": 3}), tmp_path) is None
+
+
 def test_a_tiny_ablation_trains_fuses_and_tabulates(ablations, mini_store, tmp_path, monkeypatch):
     table = tmp_path / "table"
     monkeypatch.setattr(sys, "argv", ["ablations.py", "--store", str(mini_store), "--work", str(tmp_path / "work"),
