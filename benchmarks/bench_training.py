@@ -75,13 +75,14 @@ def store_for(method: str) -> Path:
     return path
 
 
-def fixed_batch(store_path: Path, kinds, batch: int = BATCH) -> dict:
+def fixed_batch(store_path: Path, kinds, batch: int = BATCH):
+    """The first ``batch`` patches as the trainer sees a batch: the kinds stacked on the channel axis, float32 0..255."""
     import tensorflow as tf
 
     from tf_twogan.store import PatchStore
 
     with PatchStore(store_path, kinds) as store:
-        return {kind: tf.constant(store.read(kind, 0, batch)) for kind in kinds}
+        return tf.constant(np.concatenate([store.read(kind, 0, batch) for kind in kinds], axis=-1), tf.float32)
 
 
 def conv_flops(k: int, c_in: int, c_out: int, h_out: int, w_out: int) -> int:
