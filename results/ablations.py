@@ -17,8 +17,8 @@ differs from it only in what GAN 3 uses (G3 swapped, zeta 10, zeta 1000) then ta
 its G1 and G2 (``train(..., first_layer_from=)``) and trains GAN 3 alone: the same
 config and seed would train the same first layer again (tests/test_second_layer.py
 checks that a reused first layer gives the uninterrupted run's G3 exactly, at tiny
-widths; at the lite widths two seeded runs already differ by float rounding, README
-``--seed``).  The committed table was made before this reuse, with a full chain per variant.
+widths; at the lite widths two seeded runs already differ by float rounding unless
+TF_NUM_INTRAOP_THREADS=1, README "Bit-identical reruns").  The committed table was made before this reuse, with a full chain per variant.
 
 Usage (from the repository root; about 5 minutes per variant on 2 idle cores):
   python results/ablations.py --store runs/tno_train.h5 [--epochs 2] [--steps-per-epoch 100]
