@@ -4,7 +4,7 @@
 
 Two fused folders (the ``average`` and ``max-select`` reference fusions, made once
 into a temporary folder) are scored with the paper's eight metrics and TR, first
-with ``workers=1`` and then with one thread per core, alternately, ``--repeats``
+with ``workers=1`` and then with :func:`~tf_twogan.evaluate.default_workers` threads (one per core), alternately, ``--repeats``
 times each; the best time of each is printed with their ratio, and the scores of
 the two are checked to be equal.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 from common import TNO, load_note, write_json
 
 from tf_twogan.baselines import REFERENCE_FUSIONS, fuse_folder
-from tf_twogan.evaluate import evaluate_folders
+from tf_twogan.evaluate import default_workers, evaluate_folders
 
 
 def main() -> None:
@@ -29,7 +28,7 @@ def main() -> None:
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     names = json.loads((TNO / "split.json").read_text())["test"]
-    cores = len(os.sched_getaffinity(0))
+    cores = default_workers()
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         fused = [work / method for method in REFERENCE_FUSIONS]

@@ -55,6 +55,12 @@ def tiny_training_config(**train):
 TINY_CHAIN = tiny_training_config(batch_size=4, epochs=1, steps_per_epoch=2, seed=1)  # the shared ``tiny_run``'s config
 
 
+def gan3_train_argv(store: Path, out: Path, config: Path, first_layer: Path) -> list[str]:
+    """``twogan train`` of ``config`` that takes G1/G2 from the finished run ``first_layer`` and trains GAN 3 alone."""
+    return ["train", "--store", str(store), "--out", str(out), "--config", str(config),
+            "--first-layer-from", str(first_layer), "--quiet"]
+
+
 def make_checkpoint(folder: Path, widths=TINY_WIDTHS, seed: int = 0, swap_second_layer: bool = False) -> Path:
     """Write g1/g2/g3 ``.keras`` and ``config.json`` with random weights into ``folder``."""
     import keras

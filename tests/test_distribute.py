@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-from helpers import REPO, TINY_CHAIN, TNO
+from helpers import REPO, TINY_CHAIN, TNO, gan3_train_argv
 
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
@@ -158,9 +157,8 @@ def test_multiworker_on_localhost_completes_and_only_the_chief_writes_the_run_fo
         tf_config = {"cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]}, "task": {"type": "worker", "index": index}}
         env = {**ENV, "TF_CONFIG": json.dumps(tf_config), "TMPDIR": str(worker_tmp[index])}
         processes.append(subprocess.Popen(
-            [sys.executable, "-m", "tf_twogan.cli", "train", "--strategy", "multiworker", "--store", str(mini_store),
-             "--out", str(run), "--config", str(config), "--first-layer-from", str(tiny_run), "--quiet"],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+            [sys.executable, "-m", "tf_twogan.cli", *gan3_train_argv(mini_store, run, config, tiny_run),
+             "--strategy", "multiworker"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     written = [set(), set()]
     deadline = time.monotonic() + 500
     while any(p.poll() is None for p in processes) and time.monotonic() < deadline:

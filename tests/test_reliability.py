@@ -22,7 +22,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from helpers import REPO, TINY_CHAIN, history_epochs, random_gray, tiny_training_config
+from helpers import REPO, TINY_CHAIN, gan3_train_argv, history_epochs, random_gray, tiny_training_config
 from tf_twogan.cli import main
 from tf_twogan.config import ConfigError, TwoGanConfig, preset
 from tf_twogan.images import ImageError, read_image
@@ -555,8 +555,7 @@ def test_kill_9_during_training_then_the_same_command_resumes_to_the_uninterrupt
 
     config = TINY_CHAIN.replace(second_layer={"epochs": 6})
     run, config_file = tmp_path / "run", config.to_json(tmp_path / "gan3.json")
-    argv = ["train", "--store", str(mini_store), "--out", str(run), "--config", str(config_file),
-            "--first-layer-from", str(tiny_run), "--quiet"]
+    argv = gan3_train_argv(mini_store, run, config_file, tiny_run)
     process = twogan_process(argv)
     deadline = time.monotonic() + 300
     while not backup_epoch(run / "backup" / "gan3") and process.poll() is None and time.monotonic() < deadline:

@@ -19,17 +19,11 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from helpers import history_epochs
+from helpers import gan3_train_argv, history_epochs
 from helpers import random_gray as gray
 from test_reliability import KILL_DRIVER, assert_one_line_error, files_under, run_cli, train_argv, write_png
 
 QUICK_TRAIN = ["--preset", "lite", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2", "--seed", "3", "--quiet"]
-
-
-def gan3_train_argv(store: Path, run: Path, first_layer: Path) -> list[str]:
-    """``twogan train`` that trains GAN 3 alone on a finished first layer: a whole run in a third of the time."""
-    return ["train", "--store", str(store), "--out", str(run), "--config", str(first_layer / "config.json"),
-            "--first-layer-from", str(first_layer), "--quiet"]
 
 
 def twogan(argv: list[str], cwd: Path) -> subprocess.Popen:
@@ -101,7 +95,7 @@ def test_train_keeps_user_files_and_live_temporaries_and_removes_only_its_dead_t
     dead = run / f".twogan-tmp.{dead_pid(tmp_path)}.abc123de.g1.keras"
     live = run / f".twogan-tmp.{os.getpid()}.abc123de.g2.keras"  # a running process's write in flight
     dead.write_bytes(b"half"), live.write_bytes(b"half")
-    code, err = run_cli(gan3_train_argv(mini_store, run, tiny_run), capsys)
+    code, err = run_cli(gan3_train_argv(mini_store, run, tiny_run / "config.json", tiny_run), capsys)
     assert code == 0, err
     assert {path: path.read_text() for path in user} == user
     assert not dead.exists() and live.exists()
@@ -115,7 +109,7 @@ def test_a_run_that_failed_before_its_first_epoch_does_not_block_the_corrected_r
     run = tmp_path / "run"
     (run / "logs" / "gan1").mkdir(parents=True)
     preset("lite").replace(train={"epochs": 40, "batch_size": 100000}).to_json(run / "config.json")
-    code, err = run_cli(gan3_train_argv(mini_store, run, tiny_run), capsys)
+    code, err = run_cli(gan3_train_argv(mini_store, run, tiny_run / "config.json", tiny_run), capsys)
     assert code == 0, err
     assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 1
     assert history_epochs(run / "history_gan3.csv") == [0]

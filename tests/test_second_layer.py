@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from helpers import TINY_CHAIN as TINY
+from helpers import gan3_train_argv
 from tf_twogan import losses
 from tf_twogan.cli import main
 from tf_twogan.config import ConfigError, SecondLayerConfig, TwoGanConfig
@@ -95,8 +96,7 @@ def test_a_run_on_a_reused_first_layer_trains_only_gan3_and_equals_the_uninterru
     # resuming past GAN 1 in a new process builds only GAN 3: it must start from the
     # same random state as in the run that trained all three (each GAN reseeds)
     out = tmp_path / "reused"
-    assert main(["train", "--store", str(mini_store), "--out", str(out), "--config", str(first_layer / "config.json"),
-                 "--first-layer-from", str(first_layer), "--quiet"]) == 0
+    assert main(gan3_train_argv(mini_store, out, first_layer / "config.json", first_layer)) == 0
     for name in ("g1.keras", "g2.keras", "history_gan1.csv", "history_gan2.csv"):
         assert (out / name).read_bytes() == (first_layer / name).read_bytes(), name
     assert not (out / "logs" / "gan1").exists(), "GAN 1 trained again"

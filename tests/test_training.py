@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from helpers import TINY_CHAIN, history_epochs, read_csv, tiny_training_config
-from tf_twogan.cli import main
 from tf_twogan.config import ConfigError, preset
 from tf_twogan.gan import GAN1
 from tf_twogan.training import (RunFolder, build_pair, configure_runtime, load_generators, load_network, open_run_folder, train,

@@ -236,7 +236,7 @@ def _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, 
     finally:
         pool.shutdown(cancel_futures=True)  # after an error: the pairs not started are dropped
         bar.close()
-    means = {m: {k: _nanmean([row[k] for row in per_image[m].values()]) for k in names} for m in methods}
+    means = {m: {k: _over_defined(np.mean, [row[k] for row in per_image[m].values()]) for k in names} for m in methods}
     result = EvaluationResult(tuple(names), convention, per_image, means, color=color)
     result.files.update(write_outputs(result, out_dir))
     return result
@@ -257,16 +257,8 @@ def default_workers() -> int:
     return int(text)
 
 
-def _nanmean(values: Sequence[float]) -> float:
-    return _over_defined(np.mean, values)
-
-
-def _nanstd(values: Sequence[float]) -> float:
-    return _over_defined(np.std, values)
-
-
 def _over_defined(statistic, values: Sequence[float]) -> float:
-    """``statistic`` of the values that are not NaN; NaN (without numpy's warning) when none is."""
+    """``statistic`` (np.mean, np.std) of the values that are not NaN; NaN (without numpy's warning) when none is."""
     defined = [v for v in values if not math.isnan(v)]
     return float(statistic(defined)) if defined else float("nan")
 
@@ -321,7 +313,7 @@ def plot_means(result: EvaluationResult, path: str | os.PathLike) -> Path:
     for index, metric in enumerate(metrics):
         axes = figure.add_subplot(rows, columns, index + 1)
         means = np.array([result.means[m][metric] for m in methods])
-        spread = np.array([_nanstd([v[metric] for v in result.per_image[m].values()]) for m in methods])
+        spread = np.array([_over_defined(np.std, [v[metric] for v in result.per_image[m].values()]) for m in methods])
         best = _best(list(means), metric)
         colours = ["#1f4e79" if best is not None and v == best else "#8fb3d9" for v in means]
         axes.bar(positions, means, yerr=spread, color=colours, error_kw=dict(lw=0.6, capsize=1.5, ecolor="#444444"))
