@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from helpers import REPO, TINY_CHAIN, TNO, gan3_train_argv
 
@@ -27,9 +28,8 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
 # 1/num_replicas).  The control "default_sync" is the default strategy with the
 # synchronized BatchNorm formula (E[x^2] - E[x]^2 instead of two passes): the same
 # mathematics with other float rounding, showing how much rounding alone moves the
-# update.  Then a FusionGAN pair (random soft labels) trains through train_pair (run
-# folder, callbacks, Keras' own pre-fit batch reduce) under the mirrored strategy; the
-# two-layer chain through train_pair is the multi-worker test's.
+# update.  The two-layer chain through train_pair under a distributed strategy is the
+# multi-worker test's; FusionGAN under the mirrored strategy is FUSIONGAN_MIRRORED_SCRIPT's.
 MIRRORED_SCRIPT = r"""
 import json, sys
 from pathlib import Path
@@ -41,10 +41,10 @@ import keras
 from tf_twogan.config import preset
 from tf_twogan.data import PatchStream
 from tf_twogan.distribute import needs_synchronized_batch_norm
-from tf_twogan.gan import FUSIONGAN, GAN1
-from tf_twogan.training import build_pair, configure_runtime, load_network, open_run_folder, train_pair
+from tf_twogan.gan import GAN1
+from tf_twogan.training import build_pair, configure_runtime
 
-store, out, fusion_store = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+store = Path(sys.argv[1])
 tiny = {"generator": {"widths": (4, 4, 4, 4)}, "discriminator": {"widths": (4, 4, 8, 8)}}
 config = preset("lite").replace(**tiny, train={"batch_size": 4, "epochs": 2, "steps_per_epoch": 2, "seed": 1})
 mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -60,11 +60,31 @@ for name, strategy in (("default", tf.distribute.get_strategy()), ("mirrored", m
     result[name] = {"update": np.concatenate([(v.numpy() - b).ravel() for v, b in zip(variables, before)]).tolist(),
                     "losses": {k: float(v[-1]) for k, v in logs.items()},
                     "synchronized": [l.synchronized for l in pair.generator.hidden_layers if hasattr(l, "synchronized")]}
+print("RESULT" + json.dumps(result))
+"""
+
+# A FusionGAN pair (random soft labels, spectral normalisation) trains two epochs through
+# train_pair (run folder, callbacks, Keras' own pre-fit batch reduce) under MirroredStrategy
+# over two logical CPUs.  About 15 s of CPU, most of it TensorFlow optimising the
+# two-replica graph before its first step: marked slow.
+FUSIONGAN_MIRRORED_SCRIPT = r"""
+import json, sys
+from pathlib import Path
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from tf_twogan.config import preset
+from tf_twogan.gan import FUSIONGAN
+from tf_twogan.training import load_network, open_run_folder, train_pair
+
+out, fusion_store = Path(sys.argv[1]), Path(sys.argv[2])
+mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+tiny = {"generator": {"widths": (4, 4, 4, 4)}, "discriminator": {"widths": (4, 4, 8, 8)}}
 fusiongan = preset("lite", "fusiongan").replace(**tiny, train={"batch_size": 4, "epochs": 2, "steps_per_epoch": 1, "seed": 1})
 run = open_run_folder(out / "fusiongan", fusiongan)
 train_pair(run, fusion_store, fusiongan, FUSIONGAN, verbose=0, strategy=mirrored)
-result["fusiongan_history"] = run.history(FUSIONGAN).read_text().splitlines()
-result["reloaded"] = type(load_network(run.network(FUSIONGAN, "g"))).__name__
+result = {"fusiongan_history": run.history(FUSIONGAN).read_text().splitlines(),
+          "reloaded": type(load_network(run.network(FUSIONGAN, "g"))).__name__}
 print("RESULT" + json.dumps(result))
 """
 
@@ -90,12 +110,8 @@ def rows(lines: list[str]) -> list[dict[str, str]]:
     return [dict(zip(header, line.split(","))) for line in lines[1:]]
 
 
-def test_mirrored_over_two_logical_cpus_matches_the_default_strategy(mini_store, mini_split, tmp_path):
-    from tf_twogan.store import prepare_store
-
-    fusion_store = prepare_store(TNO / "ir", TNO / "vis", tmp_path / "fusion.h5", split=mini_split, patch_size=132,
-                                 stride=100, progress=False)
-    result = run_script(MIRRORED_SCRIPT, str(mini_store), str(tmp_path / "runs"), str(fusion_store))
+def test_mirrored_over_two_logical_cpus_matches_the_default_strategy(mini_store):
+    result = run_script(MIRRORED_SCRIPT, str(mini_store))
     assert result["replicas"] == 2
     default, mirrored, control = result["default"], result["mirrored"], result["default_sync"]
     assert default["synchronized"] == [False] * 4 and mirrored["synchronized"] == [True] * 4 == control["synchronized"]
@@ -110,6 +126,15 @@ def test_mirrored_over_two_logical_cpus_matches_the_default_strategy(mini_store,
     distributed = relative_difference(default["update"], mirrored["update"])
     print(f"SGD update: mirrored vs default {distributed:.2e}; rounding control {rounding:.2e}")
     assert distributed <= 1e-3 and rounding <= 1e-3
+
+
+@pytest.mark.slow
+def test_a_fusiongan_pair_trains_through_train_pair_under_the_mirrored_strategy(mini_split, tmp_path):
+    from tf_twogan.store import prepare_store
+
+    fusion_store = prepare_store(TNO / "ir", TNO / "vis", tmp_path / "fusion.h5", split=mini_split, patch_size=132,
+                                 stride=100, progress=False)
+    result = run_script(FUSIONGAN_MIRRORED_SCRIPT, str(tmp_path / "runs"), str(fusion_store))
     history = rows(result["fusiongan_history"])
     assert [row["epoch"] for row in history] == ["0", "1"]
     assert all(np.isfinite(float(row[name])) for row in history for name in LOSSES)
