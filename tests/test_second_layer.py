@@ -134,3 +134,31 @@ def test_a_first_layer_of_another_config_is_refused(first_layer, mini_store, tmp
     shutil.copyfile(first_layer / "config.json", empty / "config.json")
     with pytest.raises(ConfigError, match="missing g1.keras, g2.keras"):
         train(mini_store, tmp_path / "nothing", TINY, verbose=0, first_layer_from=empty)
+
+
+def test_an_adopted_first_layer_lets_gan3s_schedule_and_precision_differ_and_is_recorded(first_layer, tmp_path):
+    from tf_twogan.run_folder import FIRST_LAYER_CONFIG, RunFolder, adopt_first_layer
+
+    gan3_only = TINY.replace(train={"epochs": TINY.train.epochs + 3, "steps_per_epoch": 7, "precision": "mixed_bfloat16",
+                                    "learning_rate": 3e-3, "seed": 11})
+    run = RunFolder(tmp_path / "run")
+    run.root.mkdir()
+    assert FIRST_LAYER_CONFIG in adopt_first_layer(run, first_layer, gan3_only)
+    assert TwoGanConfig.from_json(run.root / FIRST_LAYER_CONFIG) == TwoGanConfig.from_json(first_layer / "config.json")
+    # a run that itself adopted its first layer passes the original record on, not its own config
+    again = RunFolder(tmp_path / "again")
+    again.root.mkdir()
+    gan3_only.to_json(run.config)
+    adopt_first_layer(again, run.root, gan3_only)
+    assert (again.root / FIRST_LAYER_CONFIG).read_bytes() == (first_layer / "config.json").read_bytes()
+    with pytest.raises(ConfigError, match="generator.widths"):
+        adopt_first_layer(RunFolder(tmp_path / "wider"), first_layer, TINY.replace(generator={"widths": (8, 8, 8, 8)}))
+
+
+def test_paper_sharp_is_the_paper_preset_with_sharps_second_layer():
+    from tf_twogan.config import preset
+
+    paper, sharp, both = preset("paper"), preset("sharp"), preset("paper_sharp")
+    assert both.second_layer.gradient_target == sharp.second_layer.gradient_target == "max_first_layer"
+    assert both.second_layer.init == "g1" and both.second_layer.epochs is None
+    assert both.replace(second_layer=paper.second_layer).to_dict() | {"preset": "paper"} == paper.to_dict()

@@ -362,7 +362,11 @@ FUSIONGAN_DATA = DataConfig(patch_size=132, stride=14)
 SHARP_LOSS = {"first_layer_content_weight": 100.0}
 SHARP_SECOND_LAYER = SecondLayerConfig(gradient_target="max_first_layer", init="g1", epochs=10)
 
-PRESETS = ("paper", "lite", "sharp")
+# ``paper_sharp``: the paper's widths, losses and optimiser (the first layer as published,
+# so ``checkpoints/paper``'s G1 and G2 can be adopted) with ``sharp``'s second-layer design.
+PAPER_SHARP_SECOND_LAYER = dataclasses.replace(SHARP_SECOND_LAYER, epochs=None)
+
+PRESETS = ("paper", "lite", "sharp", "paper_sharp")
 
 
 def preset(name: str, method: str = "twogan") -> TwoGanConfig:
@@ -374,13 +378,17 @@ def preset(name: str, method: str = "twogan") -> TwoGanConfig:
     discriminator 16-32-32-64) and a short schedule (40 epochs of 100 batches per GAN,
     Adam 5e-4) that trains on 2 idle CPU cores in about 90 minutes (see README, "Presets").
     ``sharp`` (two-layer GAN only): ``lite`` with :data:`SHARP_LOSS` and
-    :data:`SHARP_SECOND_LAYER`, the shipped default checkpoint's configuration.
+    :data:`SHARP_SECOND_LAYER`, the lite-width default checkpoint's configuration.
+    ``paper_sharp`` (two-layer GAN only): ``paper`` with ``sharp``'s second layer
+    (:data:`PAPER_SHARP_SECOND_LAYER`), trained on ``checkpoints/paper``'s first layer.
     """
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {_show(name)} (choose {', '.join(PRESETS)})")
-    if name == "sharp":
+    if name in ("sharp", "paper_sharp"):
         if method != "twogan":
-            raise ConfigError(f"preset 'sharp' is a two-layer GAN configuration, not one of method {_show(method)}")
+            raise ConfigError(f"preset {_show(name)} is a two-layer GAN configuration, not one of method {_show(method)}")
+        if name == "paper_sharp":
+            return dataclasses.replace(preset("paper").replace(second_layer=PAPER_SHARP_SECOND_LAYER), preset=name)
         lite = preset("lite")
         return dataclasses.replace(lite.replace(loss=SHARP_LOSS, second_layer=SHARP_SECOND_LAYER), preset="sharp")
     if method == "twogan":

@@ -3,6 +3,7 @@
 A run folder holds::
 
     config.json                 the resolved TwoGanConfig
+    first_layer_config.json     the config of an adopted first layer (``--first-layer-from``)
     g1.keras d1.keras ...       each network, written when its GAN finishes
     history_gan1.csv ...        one row per epoch (:class:`~tf_twogan.callbacks.HistoryLogger`)
     logs/gan1/ ...              TensorBoard scalars and a fused sample image per epoch
@@ -29,6 +30,7 @@ from .gan import FUSIONGAN, GAN1, GAN2, GAN3, PairRoles
 
 SECOND_LAYER_STORE = "second_layer_store.h5"
 NETWORK_NUMBERS = {"gan1": "1", "gan2": "2", "gan3": "3", "fusiongan": ""}
+FIRST_LAYER_CONFIG = "first_layer_config.json"
 FIRST_LAYER_FILES = ("g1.keras", "g2.keras", "d1.keras", "d2.keras", "history_gan1.csv", "history_gan2.csv")
 
 
@@ -115,10 +117,13 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def second_layer_variant(config: TwoGanConfig, of: TwoGanConfig) -> TwoGanConfig:
-    """``config`` with the settings that only GAN 3 uses, and the preset's name, taken from ``of``."""
-    variant = config.replace(second_layer=of.second_layer, loss={"second_layer_content_weight": of.loss.second_layer_content_weight},
-                             train={"swap_second_layer": of.train.swap_second_layer})
-    return dataclasses.replace(variant, preset=of.preset)
+    """``config`` with the settings that only GAN 3 uses once a first layer is adopted, and the preset's name, from ``of``.
+
+    Those are ``second_layer``, the second-layer content weight and all of ``train``
+    (schedule, precision, optimiser, seed): an adopted G1 and G2 are not trained again.
+    """
+    variant = config.replace(second_layer=of.second_layer, loss={"second_layer_content_weight": of.loss.second_layer_content_weight})
+    return dataclasses.replace(variant, preset=of.preset, train=of.train)
 
 
 def adopt_first_layer(run: RunFolder, source: str | os.PathLike, config: TwoGanConfig) -> list[str]:
@@ -126,8 +131,10 @@ def adopt_first_layer(run: RunFolder, source: str | os.PathLike, config: TwoGanC
 
     Only GAN 3 then trains: the way to compare second-layer designs on one first layer.
     ``source``'s ``config.json`` must equal ``config`` in everything but the settings
-    that only GAN 3 uses and the preset's name (:func:`second_layer_variant`).  Files already in the run
-    folder are kept.  Returns the names copied.
+    that only GAN 3 uses and the preset's name (:func:`second_layer_variant`); the
+    config the first layer was trained with is kept as ``first_layer_config.json``
+    (the source's own record of it, if the source adopted its first layer too).
+    Files already in the run folder are kept.  Returns the names copied.
     """
     source = Path(source)
     if not (source / "config.json").is_file():
@@ -139,11 +146,12 @@ def adopt_first_layer(run: RunFolder, source: str | os.PathLike, config: TwoGanC
     missing = [name for name in ("g1.keras", "g2.keras") if not (source / name).is_file()]
     if missing:
         raise ConfigError(f"{source}: has no finished first layer (missing {', '.join(missing)})")
+    origin = source / FIRST_LAYER_CONFIG if (source / FIRST_LAYER_CONFIG).is_file() else source / "config.json"
     copied = []
-    for name in FIRST_LAYER_FILES:
-        if (source / name).is_file() and not (run.root / name).exists():
+    for name, path in [(name, source / name) for name in FIRST_LAYER_FILES] + [(FIRST_LAYER_CONFIG, origin)]:
+        if path.is_file() and not (run.root / name).exists():
             with atomic_write(run.root / name) as temporary:
-                shutil.copyfile(source / name, temporary)
+                shutil.copyfile(path, temporary)
             copied.append(name)
     return copied
 
