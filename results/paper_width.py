@@ -8,9 +8,14 @@ the 10 TNO test pairs of ``split.json``, the 221 RoadScene pairs with each visib
 frame box-resized onto its infrared frame, the 21 VIFB pairs.  A dataset already
 scored for a name is not scored again (delete its folder to redo it).
 
+With ``--replace-committed`` the rows (means, and the per-pair scores of TNO test) are
+also written to ``results/paper_width/<dataset>_metrics.{csv,md}`` and
+``results/paper_width/tno_test_pairs_<NAME>.csv``, with the committed rows of the lite
+models and the references of each dataset's own table beside them.
+
 Usage (from the repository root):
-  python results/paper_width.py --checkpoint paper=checkpoints/paper \\
-      --checkpoint paper_sharp=checkpoints/paper_sharp --out runs/paper_width [--datasets tno,vifb]
+  python results/paper_width.py --checkpoint paper=tf_twogan/checkpoints/paper \\
+      --checkpoint paper_sharp=tf_twogan/checkpoints/paper_sharp --out runs/paper_width [--datasets tno,vifb]
 """
 from __future__ import annotations
 
@@ -49,6 +54,36 @@ def score(checkpoint: Path, pairs: Path, out: Path) -> Path:
     return metrics
 
 
+COMMITTED = {"tno": REPO / "results" / "tno_test_metrics.csv", "roadscene": REPO / "results" / "roadscene_metrics.csv",
+             "vifb": REPO / "results" / "vifb" / "with_ours.csv"}
+COMMITTED_ROWS = {"two-layer-gan (shipped)": "sharp (1/8 width)", "fusiongan (shipped baseline)": "fusiongan_lite (baseline, 1/8 width)"}
+
+
+def read_rows(path: Path) -> dict[str, dict[str, float]]:
+    """``method -> {metric: value}`` of a results CSV (first column the method or image)."""
+    import csv
+
+    with path.open(newline="") as handle:
+        return {row.pop(next(iter(row))): {m: float(v) for m, v in row.items()} for row in csv.DictReader(handle)}
+
+
+def write_committed(dataset: str, names: list[str], out: Path) -> None:
+    """``results/paper_width/<dataset>_metrics.*`` from the scored rows and the committed lite rows."""
+    import shutil
+    from reproduce import write_table
+
+    folder = REPO / "results" / "paper_width"
+    folder.mkdir(exist_ok=True)
+    rows = {f"{name} (full width)": read_rows(out / dataset / name / "metrics" / "metrics_mean.csv")["fused"] for name in names}
+    committed = read_rows(COMMITTED[dataset])
+    rows.update({label: committed[method] for method, label in COMMITTED_ROWS.items()})
+    rows.update({method: values for method, values in committed.items() if not method.startswith(("two-layer", "fusiongan"))})
+    write_table(rows, METRICS, folder / f"{dataset}_metrics")
+    if dataset == "tno":
+        for name in names:
+            shutil.copyfile(out / dataset / name / "metrics" / "fused_metrics.csv", folder / f"tno_test_pairs_{name}.csv")
+
+
 def main() -> None:
     import sys
 
@@ -57,12 +92,16 @@ def main() -> None:
     parser.add_argument("--checkpoint", action="append", required=True, metavar="NAME=DIR")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "paper_width")
     parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--replace-committed", action="store_true", help="also write the tables under results/paper_width/")
     args = parser.parse_args()
+    names = [entry.split("=", 1)[0] for entry in args.checkpoint]
     for dataset in args.datasets.split(","):
         pairs = pairs_of(dataset, args.out)
         for entry in args.checkpoint:
             name, folder = entry.split("=", 1)
             print(score(Path(folder), pairs, args.out / dataset / name) / "metrics_mean.csv", flush=True)
+        if args.replace_committed:
+            write_committed(dataset, names, args.out)
 
 
 if __name__ == "__main__":
