@@ -238,9 +238,13 @@ def pair_folders(first: str | os.PathLike, second: str | os.PathLike, names: Ite
 
 
 def split_names(split: str | os.PathLike, subset: str) -> list[str]:
-    """Pair names of ``subset`` in a split file (JSON ``{subset: [names]}``, like tno/split.json), in natural order."""
+    """Pair names of ``subset`` in a split (a shipped one by name, e.g. ``tno``, or a JSON file
+    ``{subset: [names]}``; :func:`tf_twogan.datasets.split_file`), in natural order."""
     import json
 
+    from .datasets import split_file
+
+    split = split_file(split)
     try:
         subsets = json.loads(Path(split).read_text())
     except (OSError, ValueError) as error:
