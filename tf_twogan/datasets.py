@@ -105,6 +105,14 @@ def dataset_dir(name: str, root: str | os.PathLike | None = None) -> Path:
     return folder
 
 
+def require_dataset(name: str, root: str | os.PathLike | None = None) -> Path:
+    """:func:`dataset_dir` for scripts and notebooks: a missing dataset ends them with its one-line message."""
+    try:
+        return dataset_dir(name, root)
+    except DatasetError as error:
+        raise SystemExit(str(error)) from None
+
+
 def load_manifest(path: str | os.PathLike = MANIFEST) -> dict[str, Dataset]:
     """The datasets of a manifest JSON (the shipped one by default), by name."""
     try:
