@@ -195,6 +195,14 @@ def test_prepare_takes_a_shipped_split_by_name(tmp_path, capsys):
     assert "from 10 image pairs" in capsys.readouterr().out
 
 
+def test_an_unknown_split_name_is_one_line_listing_the_shipped_splits(tmp_path, capsys):
+    assert main(["prepare", "--ir", str(TNO / "ir"), "--vis", str(TNO / "vis"), "--split", "tnoo", "--subset", "test",
+                 "--out", str(tmp_path / "x.h5")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "tnoo: cannot read split file" in err and "shipped splits: roadscene, tno, vifb" in err
+    assert not (tmp_path / "x.h5").exists()
+
+
 def test_manifest_entries_are_complete():
     for entry in load_manifest().values():
         assert isinstance(entry, Dataset) and entry.url.startswith("https://github.com/") and entry.url.endswith(".zip")
