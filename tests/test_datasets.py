@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import DATA, TNO
+from helpers import DATA, REPO, TNO
 from tf_twogan.cli import main
 from tf_twogan.datasets import (DATA_ENV, WORK_FOLDER, Dataset, DatasetError, checksums, data_root, fetch, load_manifest,
                                 split_file, verify)
@@ -58,11 +58,9 @@ def tiny_archive(path: Path, leave_out: str | None = None) -> Path:
     return path
 
 
-def test_shipped_manifest_verifies_the_data_root_and_lists_files_it_does_not_know(capsys):
+def test_shipped_manifest_verifies_the_data_roots_tno(capsys):
     assert main(["data", "verify", "tno"]) == 0
-    out = capsys.readouterr().out
-    assert f"{DATA / 'tno' / 'split.json'}: not in the manifest" in out
-    assert "82 files verified" in out  # 41 pairs
+    assert f"{DATA / 'tno'}: 82 files verified" in capsys.readouterr().out  # 41 pairs
 
 
 def test_verify_names_a_damaged_and_a_missing_file_and_exits_2(tmp_path, capsys):
@@ -84,10 +82,10 @@ def test_verify_names_a_damaged_and_a_missing_file_and_exits_2(tmp_path, capsys)
     assert (folder / "notes.txt").read_text() == "mine"
 
 
-def test_fetch_unpacks_renames_and_verifies_a_local_archive(tmp_path, capsys):
-    url = tiny_archive(tmp_path / "fusiongan.zip").as_uri()
-    manifest, root = tiny_manifest(tmp_path, url), tmp_path / "root"
-    assert main(["data", "fetch", "tno", "--root", str(root), "--manifest", str(manifest), "--quiet"]) == 0
+def test_fetch_unpacks_renames_and_verifies_a_local_archive_given_by_path(tmp_path, capsys):
+    archive = tiny_archive(tmp_path / "fusiongan.zip")
+    manifest, root = tiny_manifest(tmp_path, "https://example.invalid/unused.zip"), tmp_path / "root"
+    assert main(["data", "fetch", "tno", "--root", str(root), "--manifest", str(manifest), "--quiet", "--url", str(archive)]) == 0
     assert capsys.readouterr().out.strip() == f"{root / 'tno'}: verified"
     for kind in ("ir", "vis"):
         assert sorted(path.name for path in (root / "tno" / kind).iterdir()) == ["2.bmp", "24.bmp"]
@@ -169,21 +167,25 @@ def test_fetch_leaves_an_existing_damaged_dataset_alone(tmp_path):
 
 def test_data_root_is_the_option_then_the_environment_then_shared_data_beside_the_repository(monkeypatch, tmp_path):
     monkeypatch.delenv(DATA_ENV, raising=False)
-    assert data_root().resolve() == DATA.resolve()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    beside = REPO.parent / "shared" / "data"
+    assert data_root() == (beside if beside.is_dir() else tmp_path / "cache" / "tf_twogan" / "data")
     monkeypatch.setenv(DATA_ENV, str(tmp_path))
     assert data_root() == tmp_path
     assert data_root(tmp_path / "mine") == tmp_path / "mine"
 
 
-def test_shipped_tno_split_is_the_data_roots_split_and_names_manifest_pairs():
-    shipped = json.loads((DATA / "tno" / "split.json").read_text())
-    for subset in ("train", "test"):
-        assert split_names("tno", subset) == split_names(DATA / "tno" / "split.json", subset)
-        assert sorted(split_names("tno", subset)) == sorted(shipped[subset])
+def test_shipped_splits_name_manifest_pairs_and_tno_is_the_projects_31_10_split():
+    assert split_names("tno", "test") == ["1", "5", "11", "13", "14", "17", "21", "27", "31", "45"]
+    train = split_names("tno", "train")
+    assert len(train) == 31 and not set(train) & set(split_names("tno", "test"))
+    assert split_names("tno", "test") == split_names(split_file("tno"), "test")  # by name = by file
     manifest = load_manifest()
     for name, subset in (("tno", "train"), ("tno", "test"), ("roadscene", "all"), ("vifb", "all")):
         stems = {Path(path).stem for path in manifest[name].files if path.startswith("ir/")}
         assert set(split_names(name, subset)) <= stems
+    tno_pairs = {Path(path).stem for path in manifest["tno"].files if path.startswith("ir/")}
+    assert set(train) | set(split_names("tno", "test")) == tno_pairs
     assert len(split_names("roadscene", "all")) == 221 and len(split_names("vifb", "all")) == 21
     assert split_file("no_such_split") == Path("no_such_split")  # anything else is a file name
 

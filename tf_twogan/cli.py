@@ -233,7 +233,8 @@ def add_data_parser(commands) -> None:
     listing = actions.add_parser("list", help="each dataset: what, pairs, size, licence, citation, source, where")
     fetching = actions.add_parser("fetch", help="download a dataset from its public source, unpack it to <root>/NAME, verify it")
     fetching.add_argument("name", metavar="NAME", help="tno, roadscene or vifb")
-    fetching.add_argument("--url", help="the archive to download instead of the manifest's (e.g. file:///path/FusionGAN.zip)")
+    fetching.add_argument("--url", help="the archive to download instead of the manifest's: a URL or a local .zip file "
+                          "(e.g. one downloaded by hand)")
     fetching.add_argument("--quiet", action="store_true", help="no progress bar")
     checking = actions.add_parser("verify", help="check every file against the shipped SHA-256 manifest")
     checking.add_argument("name", metavar="NAME", nargs="?", help="one dataset (default: every dataset found in the root)")

@@ -167,6 +167,7 @@ def split_file(split: str | os.PathLike) -> Path:
 
 
 def shipped_splits() -> list[str]:
+    """Names of the splits in ``tf_twogan/splits``."""
     return sorted(path.stem for path in SPLITS.glob("*.json"))
 
 
@@ -210,13 +211,15 @@ def fetch(name: str, root: str | os.PathLike | None = None, url: str | None = No
 
 
 def download(url: str, work: Path, progress: bool = True) -> Path:
-    """``url`` saved as ``work/archive.zip`` (kept across runs for the same URL), via a ``.part`` file.
+    """``url`` (or a local path) saved as ``work/archive.zip`` (kept across runs for the same URL), via a ``.part`` file.
 
     A partial ``.part`` of the same URL is resumed with an HTTP range request; a server
     (or a ``file://`` URL) that sends the whole file instead restarts it from the start.
     """
     from .console import tqdm
 
+    if "://" not in url:  # a local file
+        url = Path(url).resolve().as_uri()
     archive, part, source = work / "archive.zip", work / "archive.zip.part", work / "url.txt"
     if source.is_file() and source.read_text() != url:
         for path in (archive, part):
@@ -239,7 +242,7 @@ def download(url: str, work: Path, progress: bool = True) -> Path:
                     bar.update(len(block))
     except OSError as error:  # urllib.error.URLError is an OSError
         raise DatasetError(f"{url}: download failed ({getattr(error, 'reason', error)}); "
-                           f"run the command again to resume") from None
+                           f"run the command again to resume or retry") from None
     if total is not None and part.stat().st_size != total:
         raise DatasetError(f"{url}: download ended early ({part.stat().st_size} of {total} bytes); run the command again to resume")
     os.replace(part, archive)
