@@ -11,15 +11,16 @@ the two are checked to be equal.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 from common import TNO, load_note, write_json
+from tf_twogan.datasets import require_dataset
 
 from tf_twogan.baselines import REFERENCE_FUSIONS, fuse_folder
 from tf_twogan.evaluate import default_workers, evaluate_folders
+from tf_twogan.images import split_names
 
 
 def main() -> None:
@@ -27,7 +28,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
-    names = json.loads((TNO / "split.json").read_text())["test"]
+    require_dataset("tno")
+    names = split_names("tno", "test")
     cores = default_workers()
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)

@@ -21,7 +21,6 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
 from common import write_json  # noqa: E402
 
@@ -75,8 +74,10 @@ def random_chain(widths: tuple[int, ...], seed: int = 0):
 
 
 def pair(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A real 640x480 TNO pair when the shared data is there, else smooth noise."""
-    data = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tno"
+    """A real 640x480 TNO pair when the dataset is there (tf_twogan.datasets.data_root), else smooth noise."""
+    from tf_twogan.datasets import data_root
+
+    data = data_root() / "tno"
     if (data / "ir" / "21.bmp").is_file():
         from tf_twogan.images import read_gray_uint8
 

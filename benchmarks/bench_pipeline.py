@@ -16,6 +16,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from common import TNO, load_note  # noqa: E402
+from tf_twogan.datasets import require_dataset  # noqa: E402
 
 
 def stream_rate(store: str, batches: int) -> float:
@@ -55,7 +56,8 @@ def main() -> None:
     if not os.path.exists(args.store):
         from tf_twogan.store import prepare_store
 
-        prepare_store(TNO / "ir", TNO / "vis", args.store, split=TNO / "split.json", subset="train", progress=False)
+        require_dataset("tno")
+        prepare_store(TNO / "ir", TNO / "vis", args.store, split="tno", subset="train", progress=False)
     print(load_note())
     delivered = stream_rate(args.store, 300)
     print(f"stream: {delivered:.1f} batches/s of 32 patch pairs ({32 * delivered:.0f} pairs/s)")

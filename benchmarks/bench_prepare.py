@@ -8,6 +8,7 @@ import argparse
 import time
 
 from common import TNO, load_note
+from tf_twogan.datasets import require_dataset
 from tf_twogan.store import PatchStore, prepare_store
 
 
@@ -15,9 +16,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="/tmp/tno_train_bench.h5")
     args = parser.parse_args()
+    require_dataset("tno")
     print(load_note())
     start = time.perf_counter()
-    path = prepare_store(TNO / "ir", TNO / "vis", args.out, split=TNO / "split.json", subset="train", progress=False)
+    path = prepare_store(TNO / "ir", TNO / "vis", args.out, split="tno", subset="train", progress=False)
     seconds = time.perf_counter() - start
     with PatchStore(path) as store:
         count = len(store)

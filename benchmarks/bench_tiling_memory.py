@@ -37,12 +37,14 @@ def make_pair(folder: Path, width: int, height: int) -> tuple[Path, Path]:
 
     from tf_twogan.images import read_gray_uint8
 
-    data = ROOT.parent / "shared" / "data" / "tno"
+    from tf_twogan.datasets import data_root
+
+    data = data_root() / "tno"
     paths = []
     for kind in ("ir", "vis"):
         if (data / kind / "21.bmp").is_file():
             image = read_gray_uint8(data / kind / "21.bmp")
-        else:  # smooth noise when the shared data is not there
+        else:  # smooth noise when the dataset is not there
             from scipy import ndimage
 
             image = ndimage.gaussian_filter(np.random.default_rng(len(kind)).uniform(0, 255, (480, 640)), 3).astype(np.uint8)

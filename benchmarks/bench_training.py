@@ -47,12 +47,12 @@ import sys
 import time
 from pathlib import Path
 
-from common import write_json  # noqa: E402
+from common import TNO, write_json  # noqa: E402
+from tf_twogan.datasets import require_dataset  # noqa: E402
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-TNO = REPO.parent / "shared" / "data" / "tno"
 CACHE = Path(os.environ.get("TWOGAN_BENCH_CACHE", "/tmp/tf_twogan_bench"))
 CONFIGS = ("paper", "lite", "fusiongan")
 PRECISIONS = ("float32", "mixed_bfloat16")
@@ -68,9 +68,10 @@ def store_for(method: str) -> Path:
     """The TNO training store of ``method`` (made once with ``twogan prepare``, cached)."""
     path = CACHE / f"tno_train_{method}.h5"
     if not path.is_file():
+        require_dataset("tno")
         CACHE.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-m", "tf_twogan.cli", "prepare", "--ir", str(TNO / "ir"), "--vis", str(TNO / "vis"),
-                        "--out", str(path), "--split", str(TNO / "split.json"), "--subset", "train", "--method", method,
+                        "--out", str(path), "--split", "tno", "--subset", "train", "--method", method,
                         "--quiet"], check=True, cwd=REPO)
     return path
 

@@ -17,7 +17,7 @@ import argparse
 import os
 import time
 
-from common import TNO, load_note, write_json
+from common import load_note, write_json
 
 from tf_twogan.console import import_tensorflow_quietly
 
@@ -25,6 +25,7 @@ import_tensorflow_quietly()
 
 import numpy as np  # noqa: E402
 
+from tf_twogan.datasets import require_dataset  # noqa: E402
 from tf_twogan.images import read_gray_uint8  # noqa: E402
 from tf_twogan.inference import Fuser  # noqa: E402
 from tf_twogan.precision import cpu_flags, default_precision  # noqa: E402
@@ -34,7 +35,8 @@ HEIGHT, WIDTH = 480, 640
 
 def frames(count: int) -> tuple[np.ndarray, np.ndarray]:
     """``count`` real 640x480 IR/VIS frame pairs: crops of TNO pair 1 (576x768) panning 8 px per frame."""
-    ir, vis = read_gray_uint8(TNO / "ir" / "1.bmp"), read_gray_uint8(TNO / "vis" / "1.bmp")
+    tno = require_dataset("tno")
+    ir, vis = read_gray_uint8(tno / "ir" / "1.bmp"), read_gray_uint8(tno / "vis" / "1.bmp")
     offsets = [(min(4 * k, ir.shape[0] - HEIGHT), min(8 * k, ir.shape[1] - WIDTH)) for k in range(count)]
     return (np.stack([ir[y:y + HEIGHT, x:x + WIDTH] for y, x in offsets]),
             np.stack([vis[y:y + HEIGHT, x:x + WIDTH] for y, x in offsets]))

@@ -7,8 +7,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from tf_twogan.datasets import data_root
+
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
+DATA = data_root()  # $TWOGAN_DATA, else ../shared/data, else the user cache (docs/DATA.md)
 TNO = DATA / "tno"
 
 

@@ -1,4 +1,5 @@
-"""Ablations of the two-layer GAN at a small equal budget; writes results/ablations.{csv,md}.
+"""Ablations of the two-layer GAN at a small equal budget; writes runs/ablations/ablations.{csv,md}
+(``--replace-committed``: results/ablations.{csv,md}).
 
 Every variant is the ``lite`` preset (seed 0) with 2 epochs of 100 batches per GAN
 (600 iterations of 2 D + 1 G updates in all), trained on the TNO training store,
@@ -26,18 +27,18 @@ Usage (from the repository root; about 5 minutes per variant on 2 idle cores):
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 from tf_twogan.cli import main as twogan
 from tf_twogan.config import TwoGanConfig, preset
 from tf_twogan.evaluate import evaluate_folders
-from tf_twogan.images import natural_key
+from tf_twogan.datasets import require_dataset
+from tf_twogan.images import split_names
 from tf_twogan.run_folder import second_layer_variant
 from tf_twogan.training import train
 
-from reproduce import DATA, METRICS, RESULTS, REPO, linked_subset, write_table
+from reproduce import METRICS, RESULTS, REPO, add_output_arguments, linked_subset, write_table
 
 BASELINE = "paired (baseline)"
 VARIANTS: dict[str, dict] = {
@@ -76,7 +77,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--steps-per-epoch", type=int, default=100)
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of the variants")
-    parser.add_argument("--out", type=Path, default=RESULTS / "ablations", help="table path without suffix")
+    add_output_arguments(parser, REPO / "runs" / "ablations" / "ablations", RESULTS / "ablations", "table path without suffix")
     parser.add_argument("--test-pairs", type=int, default=None,
                         help="fuse and score only the first N TNO test pairs (default: all 10; the tests use 2)")
     args = parser.parse_args()
@@ -85,8 +86,8 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
 
-    test_names = sorted(json.loads((DATA / "tno" / "split.json").read_text())["test"], key=natural_key)[:args.test_pairs]
-    tno = linked_subset(DATA / "tno", test_names, args.work / "tno_test")
+    test_names = split_names("tno", "test")[:args.test_pairs]
+    tno = linked_subset(require_dataset("tno"), test_names, args.work / "tno_test")
     minutes = {}
     for variant in sorted(variants, key=lambda name: name != BASELINE):  # the baseline first: others may reuse its first layer
         run_dir, config = args.work / folder_name(variant), variant_config(VARIANTS[variant], args.epochs, args.steps_per_epoch)

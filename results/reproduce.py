@@ -1,24 +1,26 @@
-"""Rebuild results/ from a checkpoint with the public CLI (`twogan fuse`, `twogan evaluate`).
+"""Rebuild the tables and figures of results/ from a checkpoint with the public CLI (`twogan fuse`, `twogan evaluate`).
 
-Writes, under results/:
-  tno_test_metrics.{csv,md,png}   the 10 TNO test pairs of ../shared/data/tno/split.json
+Writes, under --out (default runs/results/tables; with --replace-committed under results/,
+replacing the committed files):
+  tno_test_metrics.{csv,md,png}   the 10 TNO test pairs of the shipped split `tno`
   roadscene_metrics.{csv,md,png}  RoadScene, visible frames resized onto the infrared grid
   vifb/with_ours.{csv,md}         VIFB's 25 published methods plus ours and the FusionGAN baseline (gray)
   runtime.{csv,md}                seconds per pair of each method on this machine
   fig7_tno_grid.png               IR, VIS, FusionGAN, ours with an enlarged red-box region
 
+The datasets come from the data root (`twogan data list`; docs/DATA.md).
+
 Usage (from the repository root):
   python results/reproduce.py [--checkpoint DIR] [--fusiongan-run DIR] [--work runs/results]
-                              [--skip-roadscene] [--skip-vifb]
+                              [--out DIR | --replace-committed] [--skip-roadscene] [--skip-vifb]
 The rows are named "two-layer-gan (shipped)" and "fusiongan (shipped baseline)" for the shipped
-checkpoints (the defaults: checkpoints/lite and checkpoints/fusiongan_lite), and after their
+checkpoints (the defaults: checkpoints/sharp and checkpoints/fusiongan_lite), and after their
 folder names when --checkpoint or --fusiongan-run name other runs.
 """
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import shutil
 import time
 from pathlib import Path
@@ -28,14 +30,14 @@ import numpy as np
 from tf_twogan.baselines import REFERENCE_FUSIONS, fuse_folder
 from tf_twogan.checkpoints import checkpoint_dir
 from tf_twogan.cli import main as twogan
+from tf_twogan.datasets import require_dataset
 from tf_twogan.evaluate import evaluate_vifb_style, markdown_table
 from tf_twogan.figures import comparison_grid
 from tf_twogan.atomic import atomic_write
-from tf_twogan.images import list_images, natural_key, pair_folders, read_gray_uint8, read_image, resize_box, write_image
+from tf_twogan.images import list_images, pair_folders, read_gray_uint8, read_image, resize_box, split_names, write_image
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
-RESULTS = REPO / "results"
+RESULTS = REPO / "results"  # the committed tables: replaced only with --replace-committed
 METRICS = ["EN", "MI", "SSIM", "SF", "SD", "SCD", "FMI", "QABF", "TR"]
 OURS = "two-layer-gan (shipped)"
 # Fig. 7 columns: the hot person of pair 13, the roof tiles of pair 45 (boxed), a fire, a fence
@@ -60,10 +62,10 @@ def linked_subset(source: Path, names: list[str], out: Path) -> Path:
 def registered_roadscene(out: Path) -> Path:
     """RoadScene with each visible frame resized (box filter, colour kept) to its infrared frame's size.
 
-    In ../shared/data the visible frames are 3.118x (rows) by 2.809x (columns) the
+    As distributed, the visible frames are 3.118x (rows) by 2.809x (columns) the
     infrared ones in every pair; a resize onto the infrared grid registers them.
     """
-    source = DATA / "roadscene"
+    source = require_dataset("roadscene")
     (out / "ir").mkdir(parents=True, exist_ok=True)
     for name, ir_path, vis_path in pair_folders(source / "ir", source / "vis"):
         ir_link = out / "ir" / ir_path.name
@@ -130,15 +132,22 @@ def fuse_all(pairs: Path, fused_root: Path, checkpoint: str | None, fusiongan_ru
     return seconds
 
 
-def evaluate_into(pairs: Path, fused_root: Path, methods: list[str], out: Path, stem: str) -> None:
-    """`twogan evaluate` over the methods' fused folders; copy the mean table and plot to results/<stem>.*"""
+def evaluate_into(pairs: Path, fused_root: Path, methods: list[str], out: Path, tables: Path, stem: str) -> None:
+    """`twogan evaluate` over the methods' fused folders; copy the mean table and plot to <tables>/<stem>.*"""
     arguments = ["evaluate", "--ir", str(pairs / "ir"), "--vis", str(pairs / "vis"), "--out", str(out), "--quiet"]
     for method in sorted(methods):
         arguments += ["--fused", str(fused_root / method)]
     assert twogan(arguments) == 0
     for suffix, name in (("csv", "metrics_mean.csv"), ("md", "metrics_mean.md"), ("png", "metrics_mean.png")):
         if (out / name).exists():
-            shutil.copyfile(out / name, RESULTS / f"{stem}.{suffix}")
+            shutil.copyfile(out / name, tables / f"{stem}.{suffix}")
+
+
+def add_output_arguments(parser: argparse.ArgumentParser, default: Path, committed: Path, what: str) -> None:
+    """``--out`` (default under runs/) and ``--replace-committed``: the committed results change only when asked."""
+    parser.add_argument("--out", type=Path, default=default, help=f"{what} (default {default.relative_to(REPO)})")
+    parser.add_argument("--replace-committed", dest="out", action="store_const", const=committed,
+                        help=f"write into {committed.relative_to(REPO)} instead, replacing the committed files")
 
 
 def write_table(rows: dict[str, dict[str, float]], columns: list[str], stem: Path, bold_best: bool = True) -> None:
@@ -152,9 +161,10 @@ def write_table(rows: dict[str, dict[str, float]], columns: list[str], stem: Pat
         temporary.write_text(markdown_table(rows, columns, bold_best=bold_best))
 
 
-def vifb_with_ours(work: Path, checkpoint: str | None, fusiongan_run: Path, also: list[Path] = ()) -> None:
-    """Our models join VIFB's 25 published methods: fuse the 21 pairs, score them (gray), merge the table."""
-    vifb = DATA / "vifb"
+def vifb_with_ours(work: Path, tables: Path, checkpoint: str | None, fusiongan_run: Path, also: list[Path] = ()) -> None:
+    """Our models join VIFB's 25 published methods (their scores: the committed results/vifb/metrics_mean.csv):
+    fuse the 21 pairs, score them (gray), write the merged table to <tables>/vifb/with_ours.*"""
+    vifb = require_dataset("vifb")
     ours_name, fusiongan_name = row_names(checkpoint, fusiongan_run)
     twolayer = {"TwoLayerGAN": (ours_name, checkpoint)}
     twolayer.update({f"TwoLayerGAN{i}": (extra_name(path), str(path)) for i, path in enumerate(also, 1)})
@@ -179,7 +189,7 @@ def vifb_with_ours(work: Path, checkpoint: str | None, fusiongan_run: Path, also
     for method, (name, _) in twolayer.items():
         rows[name] = {m: result.means[method][m] for m in METRICS}
     rows[fusiongan_name] = {m: result.means["FusionGANBaseline"][m] for m in METRICS}
-    write_table(rows, METRICS, RESULTS / "vifb" / "with_ours")
+    write_table(rows, METRICS, tables / "vifb" / "with_ours")
 
 
 def main() -> None:
@@ -192,14 +202,15 @@ def main() -> None:
                         help="a further two-layer checkpoint to add as a row (repeatable), e.g. checkpoints/lite")
     parser.add_argument("--skip-roadscene", action="store_true")
     parser.add_argument("--skip-vifb", action="store_true")
+    add_output_arguments(parser, REPO / "runs" / "results" / "tables", RESULTS, "folder of the tables and figures")
     args = parser.parse_args()
-    RESULTS.mkdir(exist_ok=True)
+    tables = args.out
+    tables.mkdir(parents=True, exist_ok=True)
     runtimes = {}
 
-    test_names = sorted(json.loads((DATA / "tno" / "split.json").read_text())["test"], key=natural_key)
-    tno = linked_subset(DATA / "tno", test_names, args.work / "tno_test")
+    tno = linked_subset(require_dataset("tno"), split_names("tno", "test"), args.work / "tno_test")
     runtimes["TNO test"] = fuse_all(tno, args.work / "tno_fused", args.checkpoint, args.fusiongan_run, args.also)
-    evaluate_into(tno, args.work / "tno_fused", list(runtimes["TNO test"]), args.work / "tno_eval", "tno_test_metrics")
+    evaluate_into(tno, args.work / "tno_fused", list(runtimes["TNO test"]), args.work / "tno_eval", tables, "tno_test_metrics")
 
     rows = [("IR", [read_gray_uint8(p) for _, p, _ in pair_folders(tno / "ir", tno / "vis", FIG7_PAIRS)]),
             ("VIS", [read_gray_uint8(p) for _, _, p in pair_folders(tno / "ir", tno / "vis", FIG7_PAIRS)])]
@@ -210,19 +221,20 @@ def main() -> None:
             rows.append((label, [read_gray_uint8(folder / f"{name}.png") for name in FIG7_PAIRS]))
     boxes = [FIG7_BOXES.get(name, (image.shape[0] // 3, image.shape[1] // 3, min(image.shape) // 5))
              for name, image in zip(FIG7_PAIRS, rows[0][1])]
-    comparison_grid(rows, boxes, RESULTS / "fig7_tno_grid.png", column_titles=FIG7_PAIRS)
+    comparison_grid(rows, boxes, tables / "fig7_tno_grid.png", column_titles=FIG7_PAIRS)
 
     if not args.skip_roadscene:
         roadscene = registered_roadscene(args.work / "roadscene_registered")
         runtimes["RoadScene"] = fuse_all(roadscene, args.work / "roadscene_fused", args.checkpoint, args.fusiongan_run, args.also)
-        evaluate_into(roadscene, args.work / "roadscene_fused", list(runtimes["RoadScene"]), args.work / "roadscene_eval", "roadscene_metrics")
+        evaluate_into(roadscene, args.work / "roadscene_fused", list(runtimes["RoadScene"]), args.work / "roadscene_eval", tables,
+                      "roadscene_metrics")
     if not args.skip_vifb:
-        vifb_with_ours(args.work, args.checkpoint, args.fusiongan_run, args.also)
+        vifb_with_ours(args.work, tables, args.checkpoint, args.fusiongan_run, args.also)
 
     methods = list(next(iter(runtimes.values())))
-    write_table({m: {d: runtimes[d][m] for d in runtimes} for m in methods}, list(runtimes), RESULTS / "runtime", bold_best=False)
-    print((RESULTS / "tno_test_metrics.md").read_text())
-    print((RESULTS / "runtime.md").read_text())
+    write_table({m: {d: runtimes[d][m] for d in runtimes} for m in methods}, list(runtimes), tables / "runtime", bold_best=False)
+    print((tables / "tno_test_metrics.md").read_text())
+    print((tables / "runtime.md").read_text())
 
 
 if __name__ == "__main__":

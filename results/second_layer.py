@@ -10,7 +10,8 @@ is finished.  Each variant then fuses the TNO test pairs, RoadScene (visible fra
 registered as in reproduce.py) and VIFB, beside the shipped FusionGAN baseline,
 average, max-select and (``--paper-mirror``) the paper-width reference, and
 ``evaluate_folders`` scores them: the paper's eight metrics and this project's
-thermal retention (TR, docs/METRICS.md).  Tables: ``results/second_layer/{tno,roadscene,vifb}.{csv,md}``.
+thermal retention (TR, docs/METRICS.md).  Tables: ``--out`` (default runs/second_layer/tables;
+``--replace-committed``: results/second_layer)``/{tno,roadscene,vifb}.{csv,md}``.
 
 Variants (``second_layer.intensity_target`` / ``gradient_target`` / ``init``):
 
@@ -31,7 +32,6 @@ Usage (from the repository root; about 8 minutes per variant on 2 idle cores):
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -40,9 +40,10 @@ from tf_twogan.checkpoints import checkpoint_dir
 from tf_twogan.cli import main as twogan
 from tf_twogan.config import TwoGanConfig
 from tf_twogan.evaluate import evaluate_folders
-from tf_twogan.images import natural_key
+from tf_twogan.datasets import require_dataset
+from tf_twogan.images import split_names
 
-from reproduce import DATA, FUSIONGAN, RESULTS, REPO, fuse_with_fusiongan, linked_subset, registered_roadscene, write_table
+from reproduce import FUSIONGAN, RESULTS, REPO, add_output_arguments, fuse_with_fusiongan, linked_subset, registered_roadscene, write_table
 
 PAPER_MIRROR = "paper-width reference (independent GPU run)"
 
@@ -89,12 +90,11 @@ def datasets(work: Path, which: list[str]) -> dict[str, Path]:
     """The evaluation sets as folders of ``ir/`` and ``vis/``: TNO test, RoadScene (registered), VIFB."""
     folders = {}
     if "tno" in which:
-        test_names = sorted(json.loads((DATA / "tno" / "split.json").read_text())["test"], key=natural_key)
-        folders["tno"] = linked_subset(DATA / "tno", test_names, work / "tno_test")
+        folders["tno"] = linked_subset(require_dataset("tno"), split_names("tno", "test"), work / "tno_test")
     if "roadscene" in which:
         folders["roadscene"] = registered_roadscene(work / "roadscene_registered")
     if "vifb" in which:
-        folders["vifb"] = DATA / "vifb"
+        folders["vifb"] = require_dataset("vifb")
     return folders
 
 
@@ -127,7 +127,7 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of the variants")
     parser.add_argument("--datasets", default="tno,roadscene,vifb", help="comma-separated subset of tno, roadscene, vifb")
     parser.add_argument("--paper-mirror", type=Path, help="checkpoint made by results/paper_mirror.py: adds its row")
-    parser.add_argument("--out", type=Path, default=RESULTS / "second_layer", help="folder of the tables")
+    add_output_arguments(parser, REPO / "runs" / "second_layer" / "tables", RESULTS / "second_layer", "folder of the tables")
     parser.add_argument("--train-only", action="store_true", help="train the variants, do not evaluate")
     args = parser.parse_args()
     variants = args.variants.split(",")

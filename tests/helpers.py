@@ -8,15 +8,17 @@ from pathlib import Path
 
 import numpy as np
 
+from tf_twogan.datasets import data_root, split_file
+
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
+DATA = data_root()  # $TWOGAN_DATA, else ../shared/data beside the repository, else the user cache (docs/DATA.md)
 TNO = DATA / "tno"
 MINI_PAIRS = ["2", "24"]  # two small TNO training pairs (595x328 and 620x450)
 TINY_WIDTHS = (8, 8, 4, 4)
 
 
 def tno_split() -> dict:
-    return json.loads((TNO / "split.json").read_text())
+    return json.loads(split_file("tno").read_text())
 
 
 def history_epochs(path: Path) -> list[int]:

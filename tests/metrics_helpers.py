@@ -1,6 +1,6 @@
 """Helpers for the metric tests and benchmark: reference inputs and loop oracles.
 
-``reference_inputs`` rebuilds, from ``../shared/data``, the exact uint8 image
+``reference_inputs`` rebuilds, from the data root, the exact uint8 image
 triples on which the reference MATLAB code was run under GNU Octave (see
 ``tests/data/metrics_reference.json``).  The ``loop_*`` functions are slow,
 line-by-line Python transcriptions of the MATLAB loops; the tests use them as an
@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-from pathlib import Path
 
 import numpy as np
 
+from tf_twogan.datasets import data_root
 from tf_twogan.images import list_images, read_gray_uint8
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = data_root()
 
 
 # ----------------------------------------------------------------------------

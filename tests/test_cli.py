@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from test_reliability import assert_one_line_error, files_under, run_cli, write_png
+from helpers import DATA
 from tf_twogan.cli import build_parser, package_version
 
 REPO = Path(__file__).resolve().parents[1]
@@ -150,17 +151,18 @@ def test_progress_bars_fall_back_to_text_without_notebook_widgets():
     assert type(tqdm(range(3), disable=True)) is text_tqdm
 
 
-TNO = REPO.parent / "shared" / "data" / "tno"
-ROADSCENE = REPO.parent / "shared" / "data" / "roadscene"
+TNO, ROADSCENE = DATA / "tno", DATA / "roadscene"
 
 
 def test_fuse_and_evaluate_take_only_the_pairs_of_a_split_subset(tiny_checkpoint, tmp_path, capsys):
     import csv
     import json
 
-    split = TNO / "split.json"
+    from tf_twogan.datasets import split_file
+
+    split = split_file("tno")  # the shipped split: by name here, by file name below
     test_pairs = json.loads(split.read_text())["test"]
-    selection = ["--split", str(split), "--subset", "test"]
+    selection = ["--split", "tno", "--subset", "test"]
     code, err = run_cli(["fuse", "--ir", str(TNO / "ir"), "--vis", str(TNO / "vis"), "--out", str(tmp_path / "fused"),
                          "--checkpoint", str(tiny_checkpoint), "--quiet", *selection], capsys)
     assert code == 0, err
@@ -172,7 +174,7 @@ def test_fuse_and_evaluate_take_only_the_pairs_of_a_split_subset(tiny_checkpoint
         assert sorted(row["image"] for row in csv.DictReader(table)) == sorted(test_pairs)
     code, err = run_cli(["fuse", "--ir", str(TNO / "ir"), "--vis", str(TNO / "vis"), "--out", str(tmp_path / "other"),
                          "--checkpoint", str(tiny_checkpoint), "--split", str(split), "--subset", "validation"], capsys)
-    assert_one_line_error(code, err, "fuse", "split.json", "no list of pairs named 'validation'", "subsets: test, train")
+    assert_one_line_error(code, err, "fuse", "tno.json", "no list of pairs named 'validation'", "subsets: test, train")
     assert not (tmp_path / "other").exists()
 
 

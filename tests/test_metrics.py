@@ -3,7 +3,7 @@
 The reference values in tests/data/metrics_reference.json were computed by the
 original MATLAB code (VIFB metrics*.m, Haghighat's analysis_fmi.m) run under GNU
 Octave 7.3 on inputs that ``metrics_helpers.reference_inputs`` rebuilds here from
-../shared/data.
+the data root (tf_twogan.datasets.data_root).
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from tf_twogan import metrics as M
+from tf_twogan.images import split_names
 from tf_twogan.metrics import feature_mi, structure
 from metrics_helpers import DATA, LOOP_ORACLES, digest, loop_fmi, reference_inputs
 
@@ -48,7 +49,7 @@ def _inputs(case: dict) -> tuple:
     name = case["name"]
     if name not in _INPUTS:
         if "arrays" not in case["inputs"] and not DATA.is_dir():
-            pytest.skip(f"shared data folder {DATA} not found")
+            pytest.skip(f"data root {DATA} not found (twogan data fetch)")
         triple = reference_inputs(case["inputs"])
         if digest(*triple) != case["sha256"]:
             pytest.fail(f"{name}: rebuilt inputs differ from those given to Octave (sha256 mismatch; "
@@ -418,7 +419,7 @@ def test_thermal_retention_is_nan_for_a_constant_fused_or_infrared_image():
 
 def test_the_visible_image_scores_low_thermal_retention_on_the_tno_test_pairs():
     # the issue-15 measurement: the visible image alone scores -0.23 on average
-    names = json.loads((TNO / "split.json").read_text())["test"]
+    names = split_names("tno", "test")
     scores = [M.thermal_retention(read_gray(path("ir", n)), None, read_gray(path("vis", n))) for n in names]
     assert np.mean(scores) == pytest.approx(-0.23, abs=0.005)
 

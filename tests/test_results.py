@@ -2,11 +2,10 @@
 
 The contract for ``results/tno_test_metrics.csv``: its ``two-layer-gan (shipped)`` row (the
 default ``sharp`` checkpoint) must come out again from ``twogan fuse`` + ``twogan evaluate``
-on the 10 TNO test pairs of ``split.json``; the ``lite`` and FusionGAN rows likewise from
+on the 10 TNO test pairs of the shipped split ``tno``; the ``lite`` and FusionGAN rows likewise from
 their shipped checkpoints, and the lambda = 100 chain's row (``results/lambda100_chain``)
 from its committed generators.
 """
-import json
 import sys
 from pathlib import Path
 
@@ -16,8 +15,9 @@ import pytest
 from helpers import REPO, TNO, history_epochs, read_csv
 from tf_twogan.checkpoints import checkpoint_dir
 from tf_twogan.cli import main
+from tf_twogan.images import split_names
 
-pytestmark = pytest.mark.skipif(not TNO.is_dir(), reason="needs ../shared/data/tno")
+pytestmark = pytest.mark.skipif(not TNO.is_dir(), reason="needs the TNO dataset (twogan data fetch tno)")
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def reproduce():
 
 @pytest.fixture(scope="module")
 def tno_test(reproduce, tmp_path_factory):
-    names = json.loads((TNO / "split.json").read_text())["test"]
+    names = split_names("tno", "test")
     assert len(names) == 10
     return reproduce.linked_subset(TNO, names, tmp_path_factory.mktemp("tno_test"))
 

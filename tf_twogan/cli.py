@@ -198,10 +198,56 @@ def _demo(args: argparse.Namespace) -> None:
     demo(args.out, checkpoint=args.checkpoint)
 
 
+def _data(args: argparse.Namespace) -> None:
+    """``twogan data list|fetch|verify`` (tf_twogan.datasets)."""
+    from .datasets import dataset, dataset_dir, describe, fetch, load_manifest, verify
+
+    manifest = load_manifest(*([args.manifest] if args.manifest else []))
+    if args.action == "list":
+        print("\n\n".join(describe(entry, args.root) for entry in manifest.values()))
+    elif args.action == "fetch":
+        print(f"{fetch(args.name, args.root, url=args.url, progress=not args.quiet, manifest=manifest)}: verified")
+    else:
+        from .datasets import DatasetError, data_root
+
+        names = [args.name] if args.name else [name for name in manifest if (data_root(args.root) / name).is_dir()]
+        if not names:
+            raise DatasetError(f"{data_root(args.root)}: no dataset found; get one with `twogan data fetch NAME` (twogan data list)")
+        failed = []
+        for name in names:
+            check = verify(dataset(name, manifest), dataset_dir(name, args.root))
+            for unknown in check.unknown:
+                print(f"{check.folder / unknown}: not in the manifest (not checked)")
+            print(f"{check.folder}: {len(manifest[name].files)} files verified" if check.ok else check.problem())
+            failed += [] if check.ok else [name]
+        if failed:
+            raise DatasetError(f"{data_root(args.root)}: damaged or incomplete: {', '.join(failed)} (files named above)")
+
+
+def add_data_parser(commands) -> None:
+    """``twogan data``: list, fetch and verify the TNO, RoadScene and VIFB datasets (docs/DATA.md)."""
+    data = commands.add_parser("data", help="list, fetch or verify the datasets (TNO, RoadScene, VIFB)",
+                               description="The datasets live in the data root: --root, else $TWOGAN_DATA, else ../shared/data "
+                               "beside the repository, else ~/.cache/tf_twogan/data (docs/DATA.md).")
+    actions = data.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="each dataset: what, pairs, size, licence, citation, source, where")
+    fetching = actions.add_parser("fetch", help="download a dataset from its public source, unpack it to <root>/NAME, verify it")
+    fetching.add_argument("name", metavar="NAME", help="tno, roadscene or vifb")
+    fetching.add_argument("--url", help="the archive to download instead of the manifest's: a URL or a local .zip file "
+                          "(e.g. one downloaded by hand)")
+    fetching.add_argument("--quiet", action="store_true", help="no progress bar")
+    checking = actions.add_parser("verify", help="check every file against the shipped SHA-256 manifest")
+    checking.add_argument("name", metavar="NAME", nargs="?", help="one dataset (default: every dataset found in the root)")
+    for parser in (listing, fetching, checking):
+        parser.add_argument("--root", help="data root (default: $TWOGAN_DATA, else ../shared/data, else ~/.cache/tf_twogan/data)")
+        parser.add_argument("--manifest", help="a manifest JSON instead of the shipped tf_twogan/datasets.json (e.g. for a mirror)")
+    data.set_defaults(handler=_data)
+
+
 def add_subset_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
-    """``--split FILE --subset NAME``: only the pairs a split file lists (folder inputs)."""
-    parser.add_argument("--split", metavar="FILE", help=f"JSON file listing pair names per subset (e.g. tno/split.json): "
-                        f"{verb} only the pairs of --subset")
+    """``--split SPLIT --subset NAME``: only the pairs a split lists (folder inputs)."""
+    parser.add_argument("--split", metavar="SPLIT", help=f"a shipped split (tno, roadscene, vifb) or a JSON file listing "
+                        f"pair names per subset: {verb} only the pairs of --subset")
     parser.add_argument("--subset", metavar="NAME", help="subset of --split, e.g. test")
 
 
@@ -222,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--vis", help="folder of visible images, same file names (required with --ir)")
     prepare.add_argument("--out", help="output store, e.g. tno_train.h5 (required with --ir)")
     source.add_argument("--verify", metavar="STORE", help="re-check an existing store's checksums and sources instead")
-    prepare.add_argument("--split", help="JSON file listing pair names per subset (e.g. tno/split.json)")
+    prepare.add_argument("--split", help="a shipped split (tno: train/test; roadscene, vifb: all) or a JSON file "
+                         "listing pair names per subset")
     prepare.add_argument("--subset", help="subset of --split to use (default train)")
     prepare.add_argument("--method", choices=METHODS, default="twogan",
                          help="sets the default patch and stride: twogan 128/12, fusiongan 132/14")
@@ -315,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="twogan_demo", help="output folder (default twogan_demo)")
     demo.add_argument("--checkpoint", help="checkpoint folder (default: the shipped one)")
     demo.set_defaults(handler=_demo)
+    add_data_parser(commands)
     return parser
 
 

@@ -238,13 +238,18 @@ def pair_folders(first: str | os.PathLike, second: str | os.PathLike, names: Ite
 
 
 def split_names(split: str | os.PathLike, subset: str) -> list[str]:
-    """Pair names of ``subset`` in a split file (JSON ``{subset: [names]}``, like tno/split.json), in natural order."""
+    """Pair names of ``subset`` in a split (a shipped one by name, e.g. ``tno``, or a JSON file
+    ``{subset: [names]}``; :func:`tf_twogan.datasets.split_file`), in natural order."""
     import json
 
+    from .datasets import shipped_splits, split_file
+
+    split = split_file(split)
     try:
         subsets = json.loads(Path(split).read_text())
     except (OSError, ValueError) as error:
-        raise ImageError(f"{split}: cannot read split file ({type(error).__name__})") from None
+        shipped = "" if Path(split).exists() else f"; shipped splits: {', '.join(shipped_splits())}"
+        raise ImageError(f"{split}: cannot read split file ({type(error).__name__}){shipped}") from None
     if not isinstance(subsets, dict) or not isinstance(subsets.get(subset), list):
         found = ", ".join(k for k, v in subsets.items() if isinstance(v, list)) if isinstance(subsets, dict) else ""
         raise ImageError(f"{split}: has no list of pairs named {subset!r} (subsets: {found or 'none'})")

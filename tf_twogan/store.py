@@ -26,6 +26,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .atomic import atomic_write
+from .datasets import split_file
 from .errors import TwoGanError
 from .images import (MAX_PIXELS, ImageError, pair_folders, read_gray_uint8, refuse_output_over_inputs, require_free_space,
                      split_names)
@@ -169,12 +170,13 @@ def prepare_store(
 ) -> Path:
     """``twogan prepare``: pair IR/VIS images by name, cut patches, write a store.
 
-    With ``split`` (a JSON file with lists of pair names per subset, like
-    ``tno/split.json``) only the pairs of ``subset`` are used.  Images are read as
+    With ``split`` (a shipped split by name, e.g. ``tno``, or a JSON file with lists of
+    pair names per subset) only the pairs of ``subset`` are used.  Images are read as
     8-bit gray (gray-as-RGB keeps its channel, colour becomes BT.601 luma).
     """
     names = None
     if split is not None:
+        split = split_file(split)
         try:
             names = split_names(split, subset)
         except ImageError as error:  # a split file is part of what the store is made from
