@@ -4,7 +4,7 @@ For each ``--checkpoint NAME=DIR`` and each dataset, ``twogan fuse`` writes the 
 images and ``twogan evaluate`` scores them (the paper's eight metrics and TR, gray,
 MATLAB conventions) into ``OUT/<dataset>/<NAME>/metrics/`` (``metrics_mean.csv`` and
 the per-pair ``fused_metrics.csv``).  The pairs are those of ``results/reproduce.py``:
-the 10 TNO test pairs of ``split.json``, the 221 RoadScene pairs with each visible
+the 10 TNO test pairs of the shipped ``tno`` split, the 221 RoadScene pairs with each visible
 frame box-resized onto its infrared frame, the 21 VIFB pairs.  A dataset already
 scored for a name is not scored again (delete its folder to redo it).
 
@@ -20,11 +20,9 @@ Usage (from the repository root):
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
 DATASETS = ("tno", "roadscene", "vifb")
 METRICS = ["EN", "MI", "SSIM", "SF", "SD", "SCD", "FMI", "QABF", "TR"]
 
@@ -33,11 +31,14 @@ def pairs_of(dataset: str, work: Path) -> Path:
     """The folder with ``ir/`` and ``vis/`` that ``dataset`` is scored on (links or registered copies under ``work``)."""
     from reproduce import linked_subset, registered_roadscene
 
+    from tf_twogan.datasets import require_dataset
+    from tf_twogan.images import split_names
+
     if dataset == "tno":
-        return linked_subset(DATA / "tno", json.loads((DATA / "tno" / "split.json").read_text())["test"], work / "tno_test")
+        return linked_subset(require_dataset("tno"), split_names("tno", "test"), work / "tno_test")
     if dataset == "roadscene":
         return registered_roadscene(work / "roadscene_registered")
-    return DATA / "vifb"
+    return require_dataset("vifb")
 
 
 def score(checkpoint: Path, pairs: Path, out: Path) -> Path:

@@ -5,8 +5,6 @@ suite recomputes one pair per checkpoint exactly (pair 5, the smallest) against
 ``results/paper_width/tno_test_pairs_<name>.csv``; the whole 10-pair mean row of
 ``results/paper_width/tno_metrics.csv`` is recomputed under ``-m slow``.
 """
-import json
-
 import numpy as np
 import pytest
 
@@ -14,6 +12,7 @@ from helpers import REPO, TNO, read_csv
 from tf_twogan.checkpoints import checkpoint_dir
 from tf_twogan.cli import main
 from tf_twogan.config import TwoGanConfig, preset
+from tf_twogan.images import split_names
 
 pytestmark = pytest.mark.skipif(not TNO.is_dir(), reason="needs the TNO dataset")
 
@@ -66,7 +65,7 @@ def test_one_committed_tno_pair_recomputes_exactly(name, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", FULL_WIDTH)
 def test_the_committed_tno_mean_row_recomputes(name, tmp_path):
-    test_pairs = json.loads((TNO / "split.json").read_text())["test"]
+    test_pairs = split_names("tno", "test")
     rows = {row["method"]: row for row in read_csv(RESULTS / "tno_metrics.csv")}
     expected = rows[f"{name} (full width)"]
     (measured,) = read_csv(fused_scores(checkpoint_dir(name), linked_pairs(test_pairs, tmp_path / "pairs"), tmp_path) / "metrics_mean.csv")
