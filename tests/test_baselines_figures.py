@@ -36,3 +36,15 @@ def test_comparison_grid_writes_a_png(tmp_path):
                            column_titles=["a", "b"])
     picture = iio.imread(path)
     assert picture.ndim == 3 and picture.shape[0] > 100 and not list(tmp_path.glob(".*tmp*"))
+
+
+def test_hot_target_box_finds_the_brightest_window():
+    from tf_twogan.figures import hot_target_box
+
+    ir = np.full((40, 60), 20, np.uint8)
+    ir[25:31, 41:47] = 250          # a 6x6 hot target
+    ir[0:3, 0:3] = 255              # a smaller, hotter speck: less mean heat in a 6x6 window
+    assert hot_target_box(ir, 6) == (25, 41, 6)
+    assert hot_target_box(np.dstack([ir] * 3), 6) == (25, 41, 6)    # gray stored as RGB
+    y, x, side = hot_target_box(ir, 100)                            # the window never exceeds the image
+    assert (y, side) == (0, 40) and x <= 41 and x + side >= 47

@@ -29,6 +29,20 @@ def enlarged_inset(image: np.ndarray, box: tuple[int, int, int], scale: int = 2)
     return out
 
 
+def hot_target_box(ir: np.ndarray, side: int) -> tuple[int, int, int]:
+    """The ``side`` x ``side`` window (y, x, side) of highest mean infrared intensity: where the hot targets are.
+
+    Zoom boxes placed there show what a fusion keeps of the thermal targets, which is
+    what the infrared image is fused for; a summed-area table finds the window in one pass.
+    """
+    gray = to_gray(ir).astype(np.float64)
+    side = min(side, *gray.shape)
+    table = np.pad(gray.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    sums = table[side:, side:] - table[:-side, side:] - table[side:, :-side] + table[:-side, :-side]
+    y, x = np.unravel_index(int(np.argmax(sums)), sums.shape)
+    return int(y), int(x), side
+
+
 def comparison_grid(rows: Sequence[tuple[str, Sequence[np.ndarray]]], boxes: Sequence[tuple[int, int, int]],
                     path: str | os.PathLike, column_titles: Sequence[str] | None = None, scale: int = 2) -> Path:
     """Fig. 7-style grid: ``rows`` = [(label, [image per pair])], one red box per pair (y, x, side)."""
