@@ -1,0 +1,86 @@
+"""Reliability, round three (issue 21): video output, damaged checkpoints, stores, workers, the review's defects.
+
+Real files, real ffmpeg, real TensorFlow.  Helpers for the one-line contract come from
+``test_reliability``; small videos from ``test_video``.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_reliability import assert_one_line_error, files_under, run_cli
+
+# ----------------------------------------------------------------------------- data loss: video output
+
+
+def _limit_file_size(limit: int):
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+def test_a_video_that_ffmpeg_cannot_finish_leaves_the_old_output_untouched(tiny_checkpoint, tmp_path):
+    from test_video import make_pair
+
+    ir, vis = make_pair(tmp_path / "in", "colour", suffix=".mkv")
+    out = tmp_path / "out" / "fused.mkv"
+    out.parent.mkdir()
+    old = vis.read_bytes()  # a good video, larger than the limit below
+    out.write_bytes(old)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    # ffmpeg inherits the file-size limit (and Python's ignored SIGXFSZ): its writes fail with EFBIG
+    done = subprocess.run([sys.executable, "-m", "tf_twogan.cli", "fuse", "--ir", str(ir), "--vis", str(vis),
+                           "--out", str(out), "--checkpoint", str(tiny_checkpoint), "--codec", "ffv1"],
+                          env=env, capture_output=True, text=True, preexec_fn=_limit_file_size(4096), timeout=300)
+    assert done.returncode == 2, done
+    last = done.stderr.strip().splitlines()[-1]  # after the progress bar
+    assert last.startswith(f"twogan fuse: error: {out}: ffmpeg could not write") and "Traceback" not in done.stderr, done.stderr
+    assert ".twogan-tmp" not in done.stderr
+    assert out.read_bytes() == old
+    assert files_under(out.parent) == {out}
+
+
+def test_a_colour_clip_with_black_frames_stays_a_colour_clip_of_all_its_frames(tiny_checkpoint, tmp_path):
+    from test_video import FRAMES, as_rgb, crops, decoded, expected_frames, write_video
+    from tf_twogan import video
+    from tf_twogan.images import read_image
+    from tf_twogan.inference import Fuser
+    from helpers import DATA
+
+    ir_image = read_image(DATA / "roadscene" / "ir" / "FLIR_00006.jpg")
+    ir_frames = crops(ir_image[..., 0] if ir_image.ndim == 3 else ir_image)
+    vis_frames = crops(read_image(DATA / "roadscene" / "vis" / "FLIR_00006.jpg"))
+    vis_frames[0] = np.zeros_like(vis_frames[0])  # black first frame: fused as gray
+    vis_frames[2] = np.zeros_like(vis_frames[2])  # and one in the middle
+    ir = write_video(tmp_path / "ir.mkv", ir_frames)
+    vis = write_video(tmp_path / "vis.mkv", vis_frames)
+    fuser = Fuser(tiny_checkpoint, precision="float32")
+    out = video.fuse_video(ir, vis, tmp_path / "fused.mkv", fuser, codec="ffv1")
+    got, want = decoded(out), expected_frames(fuser, ir, vis)
+    assert len(got) == FRAMES
+    assert want[1].ndim == 3  # the clip is colour
+    for index, (frame, expected) in enumerate(zip(got, want)):
+        np.testing.assert_array_equal(frame, as_rgb(expected), err_msg=f"frame {index}")
+
+
+def _ffmpeg_clip(path: Path, setpts: str) -> Path:
+    import imageio_ffmpeg
+
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc=size=64x48:rate=5:duration=2", "-vf", f"format=gray,setpts='{setpts}'",
+                    "-fps_mode", "passthrough", "-c:v", "ffv1", str(path)], check=True)
+    return path
+
+
+def test_a_variable_frame_rate_video_is_refused_naming_it(tiny_checkpoint, tmp_path, capsys):
+    ir = _ffmpeg_clip(tmp_path / "ir.mkv", "N/(5*TB)")  # 10 frames, 5 per second
+    vis = _ffmpeg_clip(tmp_path / "vis.mkv", r"if(lt(N\,3)\,N\,N+4)/(5*TB)")  # 10 frames with a 0.8 s gap
+    out = tmp_path / "out"
+    code, err = run_cli(["fuse", "--ir", str(ir), "--vis", str(vis), "--out", str(out / "fused.mkv"),
+                         "--checkpoint", str(tiny_checkpoint), "--codec", "ffv1"], capsys)
+    assert_one_line_error(code, err, "fuse", str(vis), "variable frame rate")
+    assert files_under(out) == set()
