@@ -84,3 +84,49 @@ def test_a_variable_frame_rate_video_is_refused_naming_it(tiny_checkpoint, tmp_p
                          "--checkpoint", str(tiny_checkpoint), "--codec", "ffv1"], capsys)
     assert_one_line_error(code, err, "fuse", str(vis), "variable frame rate")
     assert files_under(out) == set()
+
+
+# ----------------------------------------------------------------------------- 4. damaged FusionGAN checkpoint
+
+def _small_original_checkpoint(folder: Path) -> str:
+    """An original-layout FusionGAN generator checkpoint (tf.compat.v1 Saver) with widths 4."""
+    from test_fusiongan import write_original_checkpoint
+
+    rng = np.random.default_rng(0)
+    values, c_in = {}, 2
+    for k, (size, c_out) in enumerate([(5, 4), (5, 4), (3, 4), (3, 4), (1, 1)], start=1):
+        scope = f"fusion_model/layer{k}"
+        values.update({f"{scope}/w{k}": rng.normal(0, 0.1, (size, size, c_in, c_out)), f"{scope}/b{k}": np.zeros(c_out),
+                       f"{scope}/weights_SN/u": rng.normal(0, 1, (1, c_out))})
+        if k < 5:
+            values.update({f"{scope}/BatchNorm/{name}": np.full(c_out, value) for name, value in
+                           [("gamma", 1.0), ("beta", 0.0), ("moving_mean", 0.0), ("moving_variance", 1.0)]})
+        c_in = c_out
+    return write_original_checkpoint(folder, {name: value.astype(np.float32) for name, value in values.items()})
+
+
+def _damage(data: Path, how: str) -> None:
+    if how == "missing":
+        data.unlink()
+    elif how == "truncated":
+        data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    else:
+        raw = bytearray(data.read_bytes())
+        for index in range(40, len(raw), 97):
+            raw[index] ^= 0xFF
+        data.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("how", ["missing", "truncated", "flipped"])
+def test_a_damaged_original_fusiongan_checkpoint_is_one_line_naming_it(how, tmp_path, capsys):
+    from tf_twogan.images import write_image
+
+    prefix = _small_original_checkpoint(tmp_path / "CGAN_120")
+    (data,) = Path(prefix).parent.glob("CGAN.model-3.data-*")
+    _damage(data, how)
+    write_image(tmp_path / "ir.png", np.full((40, 40), 90, np.uint8))
+    write_image(tmp_path / "vis.png", np.full((40, 40), 120, np.uint8))
+    code, err = run_cli(["fuse", "--fusiongan-checkpoint", prefix, "--ir", str(tmp_path / "ir.png"),
+                         "--vis", str(tmp_path / "vis.png"), "--out", str(tmp_path / "out" / "f.png")], capsys)
+    assert_one_line_error(code, err, "fuse", prefix, "cannot read checkpoint")
+    assert files_under(tmp_path / "out") == set()
