@@ -130,3 +130,45 @@ def test_a_damaged_original_fusiongan_checkpoint_is_one_line_naming_it(how, tmp_
                          "--vis", str(tmp_path / "vis.png"), "--out", str(tmp_path / "out" / "f.png")], capsys)
     assert_one_line_error(code, err, "fuse", prefix, "cannot read checkpoint")
     assert files_under(tmp_path / "out") == set()
+
+
+# ----------------------------------------------------------------------------- 5. resume with another store
+
+@pytest.fixture(scope="module")
+def other_store(tmp_path_factory, mini_split) -> Path:
+    """The same two TNO pairs as ``mini_store`` at another stride: another store of the same patch size."""
+    from helpers import TNO
+    from tf_twogan.store import prepare_store
+
+    out = tmp_path_factory.mktemp("other_store") / "other.h5"
+    return prepare_store(TNO / "ir", TNO / "vis", out, split=mini_split, subset="train", stride=64, progress=False)
+
+
+def test_resuming_a_run_with_another_store_is_refused_naming_both(tiny_run, mini_store, other_store, tmp_path, capsys):
+    import shutil
+
+    from helpers import TINY_CHAIN
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    for name in ("g3.keras", "d3.keras"):  # GAN 3 still to train: a resume
+        (run / name).unlink()
+    config = TINY_CHAIN.to_json(tmp_path / "config.json")
+    before = sorted(path.name for path in run.iterdir())
+    code, err = run_cli(["train", "--store", str(other_store), "--out", str(run), "--config", str(config), "--quiet"], capsys)
+    assert_one_line_error(code, err, "train", str(other_store), str(mini_store), "another store")
+    assert sorted(path.name for path in run.iterdir()) == before
+
+
+def test_a_run_that_adopted_its_first_layer_records_the_store_it_trains_gan3_from(tiny_run, other_store, tmp_path):
+    from helpers import TINY_CHAIN
+    from tf_twogan.run_folder import RunFolder, adopt_first_layer, check_store
+    from tf_twogan.store import StoreError
+
+    run = RunFolder(tmp_path / "run")
+    run.root.mkdir()
+    check_store(run, other_store)  # recorded when the run starts, before the first layer is copied
+    adopt_first_layer(run, tiny_run, TINY_CHAIN)  # G1/G2 came from mini_store: not this run's store
+    check_store(run, other_store)  # the resume with the same store is accepted
+    with pytest.raises(StoreError, match="another store"):
+        check_store(run, tiny_run / "second_layer_store.h5")
