@@ -172,3 +172,26 @@ def test_a_run_that_adopted_its_first_layer_records_the_store_it_trains_gan3_fro
     check_store(run, other_store)  # the resume with the same store is accepted
     with pytest.raises(StoreError, match="another store"):
         check_store(run, tiny_run / "second_layer_store.h5")
+
+
+# ----------------------------------------------------------------------------- 6. --strategy multiworker without a cluster
+
+@pytest.mark.parametrize("tf_config, fragment", [
+    (None, "TF_CONFIG is not set"),
+    ('{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 0}}', "one worker"),
+    ('{"cluster": {"worker": [', "not valid JSON"),
+    ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 5}}', "task"),
+])
+def test_multiworker_without_a_usable_cluster_is_one_line_before_the_run_folder(tf_config, fragment, mini_store, tmp_path,
+                                                                               capsys, monkeypatch):
+    from helpers import TINY_CHAIN
+
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+    config = TINY_CHAIN.to_json(tmp_path / "config.json")
+    code, err = run_cli(["train", "--store", str(mini_store), "--out", str(tmp_path / "run"), "--config", str(config),
+                         "--strategy", "multiworker", "--quiet"], capsys)
+    assert_one_line_error(code, err, "train", "--strategy multiworker", fragment)
+    assert not (tmp_path / "run").exists()
