@@ -1,6 +1,9 @@
 """Choosing the ``tf.distribute`` strategy a run trains under, how BatchNorm follows it, and which process writes the run folder."""
 from __future__ import annotations
 
+import json
+import os
+
 import tensorflow as tf
 
 from .config import ConfigError
@@ -22,8 +25,34 @@ def make_strategy(strategy: str | tf.distribute.Strategy | None = None) -> tf.di
     if strategy == "mirrored":
         return tf.distribute.MirroredStrategy()
     if strategy == "multiworker":
+        check_cluster(os.environ.get("TF_CONFIG"))
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+
+
+def check_cluster(tf_config: str | None) -> None:
+    """Refuse a ``TF_CONFIG`` that gives no cluster of two or more workers, or no valid task, in one line.
+
+    Without one, MultiWorkerMirroredStrategy runs a one-worker "cluster" that failed
+    inside Keras' TensorBoard callback, and a malformed value gave a long traceback.
+    """
+    prefix = "--strategy multiworker: TF_CONFIG"
+    if not tf_config:
+        raise ConfigError(f"{prefix} is not set; it must name the cluster's workers and this process's task "
+                          "(README, Multi-worker training)")
+    try:
+        spec = json.loads(tf_config)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{prefix} is not valid JSON ({error})") from None
+    cluster = spec.get("cluster") if isinstance(spec, dict) else None
+    if not isinstance(cluster, dict) or not all(isinstance(tasks, list) for tasks in cluster.values()):
+        raise ConfigError(f"{prefix} has no \"cluster\" mapping task types to lists of host:port")
+    if sum(len(cluster.get(kind, [])) for kind in ("chief", "worker")) < 2:
+        raise ConfigError(f"{prefix} names one worker; use --strategy default or mirrored on one host")
+    task = spec.get("task")
+    if (not isinstance(task, dict) or task.get("type") not in cluster or not isinstance(task.get("index"), int)
+            or not 0 <= task["index"] < len(cluster[task["type"]])):
+        raise ConfigError(f"{prefix} \"task\" {task!r} is not one of the cluster's tasks")
 
 
 def needs_synchronized_batch_norm(strategy: tf.distribute.Strategy) -> bool:

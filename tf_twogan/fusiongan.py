@@ -94,16 +94,17 @@ def read_original_generator(path: str | os.PathLike) -> dict[str, np.ndarray]:
     import tensorflow as tf
 
     prefix = resolve_prefix(path)
-    try:
+    try:  # the index opens even when the .data file is missing or damaged: read the tensors here too
         reader = tf.train.load_checkpoint(prefix)
-    except Exception as error:  # tf raises DataLossError, NotFoundError, ...
+        shapes = reader.get_variable_to_shape_map()
+        variables = {name: np.asarray(reader.get_tensor(name), dtype=np.float32)
+                     for name in original_variable_names() if name in shapes}
+    except Exception as error:  # tf raises DataLossError, NotFoundError, OpError, IndexError, ...
         raise CheckpointError(f"{prefix}: cannot read checkpoint ({type(error).__name__}: {error})") from None
-    shapes = reader.get_variable_to_shape_map()
-    missing = [name for name in original_variable_names() if name not in shapes]
+    missing = [name for name in original_variable_names() if name not in variables]
     if missing:
         raise CheckpointError(f"{prefix}: not an original FusionGAN checkpoint, missing {', '.join(missing[:4])}"
                               + (f" and {len(missing) - 4} more" if len(missing) > 4 else ""))
-    variables = {name: np.asarray(reader.get_tensor(name), dtype=np.float32) for name in original_variable_names()}
     channels = 2
     for k in range(1, HIDDEN_LAYERS + 2):
         kernel = variables[f"{SCOPE}/layer{k}/w{k}"]

@@ -3,6 +3,7 @@
 A run folder holds::
 
     config.json                 the resolved TwoGanConfig
+    store.json                  the identity of the store the run trains from (path and content digest)
     first_layer_config.json     the config of an adopted first layer (``--first-layer-from``)
     g1.keras d1.keras ...       each network, written when its GAN finishes
     history_gan1.csv ...        one row per epoch (:class:`~tf_twogan.callbacks.HistoryLogger`)
@@ -17,6 +18,7 @@ killed at any instant (``kill -9``) leaves only complete files under the final n
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import tempfile
@@ -31,6 +33,7 @@ from .gan import FUSIONGAN, GAN1, GAN2, GAN3, PairRoles
 SECOND_LAYER_STORE = "second_layer_store.h5"
 NETWORK_NUMBERS = {"gan1": "1", "gan2": "2", "gan3": "3", "fusiongan": ""}
 FIRST_LAYER_CONFIG = "first_layer_config.json"
+STORE_RECORD = "store.json"
 FIRST_LAYER_FILES = ("g1.keras", "g2.keras", "d1.keras", "d2.keras", "history_gan1.csv", "history_gan2.csv")
 
 
@@ -101,6 +104,27 @@ def check_config(run: RunFolder, config: TwoGanConfig) -> bool:
         raise ConfigError(f"{run.root}: run folder was made with another config (differs in {config_differences(existing, config)}); "
                           "rerun with the same options to resume, or choose a new --out")
     return True
+
+
+def check_store(run: RunFolder, store_path: str | os.PathLike) -> None:
+    """Record which store the run trains from, or refuse another store once the run has started.
+
+    A first layer adopted from another run (:func:`adopt_first_layer`) may come from
+    another store: the record is the store given to this run, from which the
+    second-layer store is made and GAN 3 trains.  Stores are compared by content
+    (:func:`~tf_twogan.store.store_identity`), so a moved or copied store is the same store.
+    """
+    from .store import StoreError, store_identity
+
+    record, identity = run.root / STORE_RECORD, store_identity(store_path)
+    if record.is_file() and run.started:
+        known = json.loads(record.read_text())
+        if known["identity"] != identity:
+            raise StoreError(f"{store_path}: is another store than the one run folder {run.root} was trained on "
+                             f"({known['path']}); rerun with that store to resume, or choose a new --out")
+        return
+    with atomic_write(record) as temporary:
+        temporary.write_text(json.dumps({"path": str(Path(store_path).resolve()), "identity": identity}, indent=2) + "\n")
 
 
 def config_differences(old: TwoGanConfig, new: TwoGanConfig) -> str:

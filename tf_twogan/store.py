@@ -374,6 +374,13 @@ def dataset_sha256(dataset: h5py.Dataset, rows: int = 4096) -> str:
     return digest.hexdigest()
 
 
+def store_identity(path: str | os.PathLike) -> str:
+    """A digest of the content checksums a store records: equal for stores of equal content, wherever they are."""
+    with PatchStore(path) as store:
+        recorded = store.file.attrs.get("content_sha256", "")
+    return hashlib.sha256(str(recorded).encode()).hexdigest()
+
+
 def verify_store(path: str | os.PathLike, check_sources: bool = True) -> list[str]:
     """``twogan prepare --verify``: re-check a store's structure, content and sources.
 

@@ -42,7 +42,7 @@ from .images import require_free_space, to_uint8
 from .locking import FolderLock
 from .models import Discriminator, Generator, generate
 from .networks_io import load_generators, load_network, save_model_atomic
-from .run_folder import (NETWORK_NUMBERS, SECOND_LAYER_STORE, RunFolder, adopt_first_layer, open_run_folder,
+from .run_folder import (NETWORK_NUMBERS, SECOND_LAYER_STORE, RunFolder, adopt_first_layer, check_store, open_run_folder,
                          remove_finished_backups, remove_stray_temporaries, worker_run_folder)
 from .store import PatchStore, derive_store, verify_store
 
@@ -198,6 +198,7 @@ def train(store_path: str | os.PathLike, run_dir: str | os.PathLike, config: Two
     if is_chief(strategy):
         with FolderLock(run_dir, "twogan train"):  # one trainer per run folder
             run = open_run_folder(run_dir, config)
+            check_store(run, store_path)
             remove_stray_temporaries(run)
             return _train_stages(run, store_path, config, verbose, callbacks, strategy, first_layer_from)
     run = worker_run_folder(run_dir, config, strategy.cluster_resolver.task_id)

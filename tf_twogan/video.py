@@ -2,12 +2,13 @@
 
 Frames are paired by index: frame k of the infrared video with frame k of the visible
 one.  Both files are probed before any frame is fused, so a difference in frame
-count or frame size, or a file that is not a video, is refused up front with one
-line naming the file.  Each pair goes through :meth:`Fuser.fuse_arrays`, exactly as a
+count or frame size, a variable frame rate, or a file that is not a video, is refused
+up front with one line naming the file.  Each pair goes through :meth:`Fuser.fuse_arrays`, exactly as a
 pair of image files: a colour visible stream gives a colour result (BT.601 luma
-fused, chroma kept).  The output is written under a temporary name beside the target
-and renamed into place when complete, so an error or an interrupt leaves no partial
-video.
+fused, chroma kept); the clip is colour if any visible frame is, so black or gray frames
+do not change its layout.  The output is written under a temporary name beside the
+target and renamed into place only when ffmpeg exits successfully, so an error, an
+interrupt or a full disk leaves no partial video and any older output untouched.
 
 Decoding and encoding use the ffmpeg binary shipped inside the ``imageio-ffmpeg``
 wheel (README, Dependencies): frames travel as raw bytes through a pipe, so what the
@@ -21,6 +22,9 @@ Example:
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -28,7 +32,8 @@ from typing import Iterator
 
 import numpy as np
 
-from .images import ImageError, atomic_path, check_input_file
+from .errors import OutputError
+from .images import ImageError, atomic_path, check_input_file, is_gray_as_rgb
 from .precision import default_precision
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
@@ -65,33 +70,60 @@ def _ffmpeg():
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
-    """Size, frame count and frame rate of a video file; :class:`ImageError` naming it if it is unusable."""
+    """Size, frame count and frame rate of a video file; :class:`ImageError` naming it if it is unusable.
+
+    A variable frame rate is refused: the decoder would repeat or drop frames to make the
+    rate constant, and frames paired by index would no longer be simultaneous.
+    """
     path = check_input_file(path, "a video file")
     ffmpeg = _ffmpeg()
     reader = ffmpeg.read_frames(str(path))
     try:
         meta = next(reader)
-        frames, _ = ffmpeg.count_frames_and_secs(str(path))
+        timestamps = _frame_timestamps(path)
     except (RuntimeError, OSError, StopIteration, ValueError):  # ffmpeg's own report is many lines
         raise ImageError(f"{path}: cannot be read as a video (damaged, or not a {path.suffix} file)") from None
     finally:
         reader.close()
     width, height = meta["size"]
-    if frames < 1 or width < 1 or height < 1:
+    if len(timestamps) < 1 or width < 1 or height < 1:
         raise ImageError(f"{path}: video has no frames")
-    return VideoInfo(path, int(width), int(height), int(frames), float(meta.get("fps") or 25.0))
+    steps = np.unique(np.diff(timestamps))
+    if len(steps) > 1:
+        raise ImageError(f"{path}: variable frame rate (frame intervals from {steps[0]} to {steps[-1]} time units); "
+                         "frames are paired by index: re-encode at a constant rate (ffmpeg -fps_mode cfr)")
+    return VideoInfo(path, int(width), int(height), len(timestamps), float(meta.get("fps") or 25.0))
+
+
+def _frame_timestamps(path: Path) -> np.ndarray:
+    """Presentation times of the first video stream's frames, sorted, in the stream's time units.
+
+    Read from the packets without decoding (ffmpeg's ``framemd5`` muxer lists each
+    packet's dts, pts, duration, size and hash).
+    """
+    done = subprocess.run([_ffmpeg().get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy",
+                           "-f", "framemd5", "-"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ValueError(done.stderr)
+    rows = [line.split(",") for line in done.stdout.splitlines() if line and not line.startswith("#")]
+    return np.sort(np.array([int(row[2]) for row in rows], dtype=np.int64))
 
 
 def read_video_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
-    """Decode a video's frames in order as uint8 (H, W, 3) RGB arrays."""
+    """Decode a video's frames in order as uint8 (H, W, 3) RGB arrays, each frame once (no rate conversion)."""
     ffmpeg = _ffmpeg()
-    reader = ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+    reader = ffmpeg.read_frames(str(path), pix_fmt="rgb24", output_params=["-fps_mode", "passthrough"])
     try:
         width, height = next(reader)["size"]
         for frame in reader:
             yield np.frombuffer(frame, np.uint8).reshape(height, width, 3)
     finally:
         reader.close()
+
+
+def has_colour(path: str | os.PathLike) -> bool:
+    """Whether any frame of a video has colour (channels that differ), as :func:`~tf_twogan.colour.split_luma` decides."""
+    return any(not is_gray_as_rgb(frame) for frame in read_video_frames(path))
 
 
 def check_video_pair(ir_path: str | os.PathLike, vis_path: str | os.PathLike) -> tuple[VideoInfo, VideoInfo]:
@@ -107,20 +139,70 @@ def check_video_pair(ir_path: str | os.PathLike, vis_path: str | os.PathLike) ->
 
 def iter_fused_frames(ir_path: str | os.PathLike, vis_path: str | os.PathLike, fuser) -> Iterator[np.ndarray]:
     """Fused frames (before encoding) of two checked videos: ``fuser.fuse_arrays`` on each decoded pair."""
-    for index, (ir, vis) in enumerate(zip(read_video_frames(ir_path), read_video_frames(vis_path))):
+    pairs = zip(read_video_frames(ir_path), read_video_frames(vis_path), strict=True)
+    for index, (ir, vis) in enumerate(pairs):
         yield fuser.fuse_arrays(ir, vis, ir_label=f"{ir_path} frame {index}", vis_label=f"{vis_path} frame {index}")
 
 
-def _encoder_options(codec: str, colour: bool, width: int, height: int) -> dict:
-    """``imageio_ffmpeg.write_frames`` arguments for a codec and frame layout."""
+def _encoder_command(path: Path, codec: str, colour: bool, width: int, height: int, fps: float) -> list[str]:
+    """The ffmpeg command line that encodes raw frames from its standard input into ``path``."""
     pix_fmt_in = "rgb24" if colour else "gray"
     if codec == "ffv1":
-        return dict(codec="ffv1", pix_fmt_in=pix_fmt_in, pix_fmt_out="gbrp" if colour else "gray", quality=None,
-                    output_params=["-level", "3"])
-    # 4:2:0 chroma needs even sides; odd ones keep full-resolution chroma
-    pix_fmt_out = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
-    return dict(codec="libx264", pix_fmt_in=pix_fmt_in, pix_fmt_out=pix_fmt_out, quality=None,
-                output_params=["-crf", str(X264_CRF)])
+        output = ["-c:v", "ffv1", "-pix_fmt", "gbrp" if colour else "gray", "-level", "3"]
+    else:
+        # 4:2:0 chroma needs even sides; odd ones keep full-resolution chroma
+        pix_fmt_out = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+        output = ["-c:v", "libx264", "-pix_fmt", pix_fmt_out, "-crf", str(X264_CRF)]
+    return [_ffmpeg().get_ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", pix_fmt_in,
+            "-s", f"{width}x{height}", "-r", str(Fraction(fps).limit_denominator()), "-i", "-", "-an", *output, str(path)]
+
+
+class _Encoder:
+    """One ffmpeg process encoding frames of a fixed layout into ``path``; :meth:`finish` checks that it succeeded.
+
+    The layout (gray or RGB) is fixed for the whole clip; errors name ``target``, the
+    file the caller renames ``path`` onto.
+
+    ``imageio_ffmpeg.write_frames`` does not report ffmpeg's exit status, so a video that
+    ffmpeg could not finish (disk full, file-size limit at the trailer) looked written.
+    """
+
+    def __init__(self, path: Path, target: Path, codec: str, colour: bool, size: tuple[int, int], fps: float):
+        self.path, self.target, self.colour = path, target, colour
+        self._log = tempfile.TemporaryFile()
+        self._process = subprocess.Popen(_encoder_command(path, codec, colour, *size, fps),
+                                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
+
+    def send(self, frame: np.ndarray) -> None:
+        """Write one fused frame (gray frames of a colour clip as three equal channels)."""
+        if self.colour and frame.ndim == 2:
+            frame = np.repeat(frame[..., None], 3, axis=-1)
+        try:
+            self._process.stdin.write(np.ascontiguousarray(frame).tobytes())
+        except BrokenPipeError:
+            self.finish()
+            raise  # ffmpeg exited 0 before reading every frame: a bug, not the user's
+
+    def finish(self) -> None:
+        """Close the input, wait for ffmpeg; an :class:`OutputError` naming ``target`` if it failed."""
+        try:
+            self._process.stdin.close()
+        except BrokenPipeError:
+            pass
+        status = self._process.wait()
+        self._log.seek(0)
+        report = " ".join(self._log.read().decode(errors="replace").replace(str(self.path), self.target.name).split())
+        self._log.close()
+        if status != 0:
+            cause = f"killed by {signal.Signals(-status).name}" if status < 0 else f"exit status {status}"
+            raise OutputError(f"{self.target}: ffmpeg could not write the video ({cause}{': ' + report if report else ''}); "
+                              "nothing written under this name")
+
+    def abort(self) -> None:
+        """Stop ffmpeg after an error elsewhere."""
+        self._process.kill()
+        self._process.wait()
+        self._log.close()
 
 
 def fuse_video(ir_path: str | os.PathLike, vis_path: str | os.PathLike, out_path: str | os.PathLike, fuser=None, *,
@@ -155,21 +237,18 @@ def fuse_video(ir_path: str | os.PathLike, vis_path: str | os.PathLike, out_path
     from .console import tqdm
 
     temporary, target = atomic_path(out_path)
-    writer = None
+    colour = has_colour(vis_path)
+    encoder = None
     try:
+        encoder = _Encoder(temporary, target, codec, colour, (ir.width, ir.height), ir.fps)
         for frame in tqdm(iter_fused_frames(ir_path, vis_path, fuser), total=ir.frames, desc="fuse", unit="frame",
                           disable=not progress):
-            if writer is None:
-                writer = _ffmpeg().write_frames(str(temporary), (ir.width, ir.height), fps=Fraction(ir.fps).limit_denominator(),
-                                                macro_block_size=1, ffmpeg_log_level="error",
-                                                **_encoder_options(codec, frame.ndim == 3, ir.width, ir.height))
-                writer.send(None)
-            writer.send(np.ascontiguousarray(frame))
-        writer.close()
-        writer = None
+            encoder.send(frame)
+        encoder, finishing = None, encoder
+        finishing.finish()
         os.replace(temporary, target)
     finally:
-        if writer is not None:
-            writer.close()
+        if encoder is not None:
+            encoder.abort()
         temporary.unlink(missing_ok=True)
     return target
