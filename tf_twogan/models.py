@@ -214,8 +214,22 @@ class Generator(keras.Model):
         return 2 * (flops + channels[-1])
 
     def build(self, input_shape: Any = (None, None, None, 2)) -> None:
-        self.call(ops.zeros((1, 2 * self.margin + 1, 2 * self.margin + 1, self.input_channels)))
+        """Build every layer from shapes, then call the model once on a symbolic input.
+
+        The call goes through ``__call__`` (not ``self.call``), so Keras records the model
+        as called, which ``model.export`` requires; nothing is computed.
+        """
+        shape = (None, None, None, 1 if self.settings.input_mode == "single" else self.input_channels)
+        for layer in (*self.hidden_layers, self.output_conv):
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
         self.built = True
+        self(keras.KerasTensor((None, None, None, self.input_channels)))
+
+    def build_from_config(self, config: dict[str, Any]) -> None:
+        """Build with the input shape stated, also for files saved with an empty build config,
+        so that Keras knows the export signature (N, H, W, 2) of a loaded generator."""
+        self.build(tuple(config.get("input_shape") or (None, None, None, self.input_channels)))
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
