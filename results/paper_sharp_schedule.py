@@ -6,7 +6,8 @@ keeps one ``epoch<N>.weights.h5`` (both networks and both optimizers) at a time.
 each of them aside while the run trains (any copy loop will do), then this script turns
 each into a checkpoint folder (``checkpoints/paper``'s G1 and G2 with that epoch's G3),
 fuses the 10 TNO test pairs with ``twogan fuse`` and scores them with
-``twogan evaluate`` (the eight metrics and TR), one row per epoch.
+``twogan evaluate`` (the eight metrics and TR), one row per epoch, after a row for
+iteration 0: G3 with G1's weights, where ``second_layer.init = "g1"`` starts it.
 
 Usage (from the repository root):
   python results/paper_sharp_schedule.py --run RUN --snapshots DIR --out OUT
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
+from functools import partial
 from pathlib import Path
 
 from tf_twogan.checkpoints import checkpoint_dir
@@ -36,6 +38,22 @@ def checkpoint_from_backup(backup: Path, config: TwoGanConfig, first_layer: Path
     pair.load_weights(str(backup))
     out.mkdir(parents=True, exist_ok=True)
     save_model_atomic(pair.generator, out / "g3.keras")
+    for name in ("g1.keras", "g2.keras"):
+        shutil.copyfile(first_layer / name, out / name)
+    config.to_json(out / "config.json")
+    return out
+
+
+def initial_checkpoint(config: TwoGanConfig, first_layer: Path, out: Path) -> Path:
+    """A checkpoint folder whose G3 holds G1's weights: GAN 3 before its first iteration."""
+    from tf_twogan.models import Generator
+    from tf_twogan.networks_io import load_network, save_model_atomic
+
+    out.mkdir(parents=True, exist_ok=True)
+    g3 = Generator.from_settings(config.generator, name="g3")
+    g3.build()
+    g3.set_weights(load_network(first_layer / "g1.keras").get_weights())
+    save_model_atomic(g3, out / "g3.keras")
     for name in ("g1.keras", "g2.keras"):
         shutil.copyfile(first_layer / name, out / name)
     config.to_json(out / "config.json")
@@ -62,19 +80,20 @@ def main() -> None:
     args = parser.parse_args()
     config = TwoGanConfig.from_json(args.run / "config.json")
     steps = config.train.steps_per_epoch
-    rows = {}
+    rows = {"0": scored(args.out / "epoch0", partial(initial_checkpoint, config, args.first_layer), args.pairs)}
     for backup in sorted(args.snapshots.glob("epoch*.weights.h5"), key=lambda p: int(re.findall(r"\d+", p.name)[0])):
         epoch = int(re.findall(r"\d+", backup.name)[0])
-        folder = args.out / f"epoch{epoch}"
-        done = folder / "metrics" / "metrics_mean.csv"
-        if done.is_file():
-            rows[str(epoch * steps)] = score_file(done)
-        else:
-            rows[str(epoch * steps)] = score(checkpoint_from_backup(backup, config, args.first_layer, folder / "checkpoint"),
-                                             args.pairs, folder)
+        make = partial(checkpoint_from_backup, backup, config, args.first_layer)
+        rows[str(epoch * steps)] = scored(args.out / f"epoch{epoch}", make, args.pairs)
     table = markdown_table(rows, METRICS, bold_best=True).replace("| method |", "| GAN-3 iterations |", 1)
     (args.out / "iterations.md").write_text(table)
     print(table)
+
+
+def scored(folder: Path, make_checkpoint, pairs: Path) -> dict[str, float]:
+    """The mean row of ``folder``'s checkpoint (made by ``make_checkpoint(folder / "checkpoint")``), scored once."""
+    done = folder / "metrics" / "metrics_mean.csv"
+    return score_file(done) if done.is_file() else score(make_checkpoint(folder / "checkpoint"), pairs, folder)
 
 
 def score_file(path: Path) -> dict[str, float]:

@@ -38,7 +38,7 @@ def test_comparison_grid_writes_a_png(tmp_path):
     assert picture.ndim == 3 and picture.shape[0] > 100 and not list(tmp_path.glob(".*tmp*"))
 
 
-def test_hot_target_box_finds_the_brightest_window():
+def test_hot_target_box_finds_the_window_that_stands_out_most_hotly():
     from tf_twogan.figures import hot_target_box
 
     ir = np.full((40, 60), 20, np.uint8)
@@ -48,3 +48,10 @@ def test_hot_target_box_finds_the_brightest_window():
     assert hot_target_box(np.dstack([ir] * 3), 6) == (25, 41, 6)    # gray stored as RGB
     y, x, side = hot_target_box(ir, 100)                            # the window never exceeds the image
     assert (y, side) == (0, 40) and x <= 41 and x + side >= 47
+    # a 4x4 hot person beside a large warm field: the field's 6x6 windows are brighter on
+    # average (120 against 116.7), but the person stands out from its surroundings
+    scene = np.full((100, 100), 10, np.uint8)
+    scene[:, :50] = 120
+    scene[70:74, 80:84] = 250
+    y, x, _ = hot_target_box(scene, 6)
+    assert 68 <= y <= 70 and 78 <= x <= 80

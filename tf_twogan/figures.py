@@ -30,16 +30,27 @@ def enlarged_inset(image: np.ndarray, box: tuple[int, int, int], scale: int = 2)
 
 
 def hot_target_box(ir: np.ndarray, side: int) -> tuple[int, int, int]:
-    """The ``side`` x ``side`` window (y, x, side) of highest mean infrared intensity: where the hot targets are.
+    """The ``side`` x ``side`` window (y, x, side) that stands out most hotly from its surroundings.
 
     Zoom boxes placed there show what a fusion keeps of the thermal targets, which is
-    what the infrared image is fused for; a summed-area table finds the window in one pass.
+    what the infrared image is fused for.  The score is the window's mean infrared
+    intensity minus that of the 3x larger window around it (edges replicated), so a
+    small hot person beats a large warm field; summed-area tables give every window in
+    one pass.
     """
     gray = to_gray(ir).astype(np.float64)
     side = min(side, *gray.shape)
-    table = np.pad(gray.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    sums = table[side:, side:] - table[:-side, side:] - table[side:, :-side] + table[:-side, :-side]
-    y, x = np.unravel_index(int(np.argmax(sums)), sums.shape)
+    padded = np.pad(gray, side, mode="edge")
+    table = np.pad(padded.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+
+    def window_sums(size: int, offset: int) -> np.ndarray:
+        top = table[offset:, offset:]
+        sums = top[size:, size:] - top[:-size, size:] - top[size:, :-size] + top[:-size, :-size]
+        return sums[:gray.shape[0] - side + 1, :gray.shape[1] - side + 1]
+
+    inner = window_sums(side, side) / side**2
+    context = window_sums(3 * side, 0) / (3 * side) ** 2
+    y, x = np.unravel_index(int(np.argmax(inner - context)), inner.shape)
     return int(y), int(x), side
 
 
