@@ -112,7 +112,7 @@ def grid(pairs: Path, names: list[str], columns: dict[str, Path], path: Path) ->
     ir = [read_gray_uint8(ir_path) for _, ir_path, _ in chosen]
     rows = [("IR", ir), ("VIS", [read_gray_uint8(vis_path) for _, _, vis_path in chosen])]
     rows += [(label, [read_gray_uint8(list_images(folder)[name]) for name, _, _ in chosen]) for label, folder in columns.items()]
-    return comparison_grid(rows, [hot_target_box(image, min(image.shape) // 5) for image in ir], path,
+    return comparison_grid(rows, [hot_target_box(image, min(image.shape) // 8) for image in ir], path,
                            column_titles=[name for name, _, _ in chosen])
 
 

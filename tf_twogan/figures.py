@@ -34,22 +34,21 @@ def hot_target_box(ir: np.ndarray, side: int) -> tuple[int, int, int]:
 
     Zoom boxes placed there show what a fusion keeps of the thermal targets, which is
     what the infrared image is fused for.  The score is the window's mean infrared
-    intensity minus that of the 3x larger window around it (edges replicated), so a
-    small hot person beats a large warm field; summed-area tables give every window in
-    one pass.
+    intensity minus the mean of the image pixels in the 3x larger window around it, so
+    a small hot person beats a large warm field and a dark frame border counts for
+    nothing; summed-area tables give every window in one pass.
     """
     gray = to_gray(ir).astype(np.float64)
     side = min(side, *gray.shape)
-    padded = np.pad(gray, side, mode="edge")
-    table = np.pad(padded.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    rows, columns = gray.shape[0] - side + 1, gray.shape[1] - side + 1
 
-    def window_sums(size: int, offset: int) -> np.ndarray:
-        top = table[offset:, offset:]
-        sums = top[size:, size:] - top[:-size, size:] - top[size:, :-size] + top[:-size, :-size]
-        return sums[:gray.shape[0] - side + 1, :gray.shape[1] - side + 1]
+    def window_sums(image: np.ndarray, size: int, offset: int) -> np.ndarray:
+        table = np.pad(np.pad(image, side).cumsum(0).cumsum(1), ((1, 0), (1, 0)))[offset:, offset:]
+        sums = table[size:, size:] - table[:-size, size:] - table[size:, :-size] + table[:-size, :-size]
+        return sums[:rows, :columns]
 
-    inner = window_sums(side, side) / side**2
-    context = window_sums(3 * side, 0) / (3 * side) ** 2
+    inner = window_sums(gray, side, side) / side**2
+    context = window_sums(gray, 3 * side, 0) / window_sums(np.ones_like(gray), 3 * side, 0)
     y, x = np.unravel_index(int(np.argmax(inner - context)), inner.shape)
     return int(y), int(x), side
 
