@@ -7,17 +7,15 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
+import tensorflow as tf  # a hard dependency: a missing one must fail, not skip the module
 
 from helpers import make_checkpoint, random_gray
+from tf_twogan import inference, tiling
+from tf_twogan.checkpoints import checkpoint_dir
+from tf_twogan.config import TwoGanConfig, preset
 from tf_twogan.images import ImageError, to_uint8
-
-tf = pytest.importorskip("tensorflow")
-
-from tf_twogan import inference, tiling  # noqa: E402
-from tf_twogan.checkpoints import checkpoint_dir  # noqa: E402
-from tf_twogan.config import TwoGanConfig, preset  # noqa: E402
-from tf_twogan.inference import Fuser  # noqa: E402
-from tf_twogan.tiling import reflect_indices  # noqa: E402
+from tf_twogan.inference import Fuser
+from tf_twogan.tiling import reflect_indices
 
 
 def whole_image_chain(checkpoint: Path, ir: np.ndarray, vis: np.ndarray, swap: bool = False) -> np.ndarray:

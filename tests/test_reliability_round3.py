@@ -195,3 +195,54 @@ def test_multiworker_without_a_usable_cluster_is_one_line_before_the_run_folder(
                          "--strategy", "multiworker", "--quiet"], capsys)
     assert_one_line_error(code, err, "train", "--strategy multiworker", fragment)
     assert not (tmp_path / "run").exists()
+
+
+# ----------------------------------------------------------------------------- 7. --resize-vis with float or 16-bit colour
+
+def test_resize_box_of_a_float_rgb_image_is_the_mean_of_each_block():
+    from tf_twogan.images import resize_box
+
+    image = np.arange(4 * 4 * 3, dtype=np.float32).reshape(4, 4, 3) * 1.5
+    blocks = image.reshape(2, 2, 2, 2, 3).mean(axis=(1, 3))  # 2x2 blocks: the box filter at a factor of 2
+    resized = resize_box(image, 2, 2)
+    assert resized.dtype == np.float32
+    np.testing.assert_allclose(resized, blocks, rtol=1e-6)
+    wide = (np.arange(4 * 4 * 3).reshape(4, 4, 3) * 1000).astype(np.uint16)
+    np.testing.assert_array_equal(resize_box(wide, 2, 2), np.round(wide.reshape(2, 2, 2, 2, 3).mean(axis=(1, 3))))
+
+
+def test_fuse_resize_vis_accepts_a_float_rgb_tiff(tiny_checkpoint, tmp_path, capsys):
+    import imageio.v3 as iio
+
+    rng = np.random.default_rng(0)
+    iio.imwrite(tmp_path / "ir.png", rng.integers(0, 256, (40, 48)).astype(np.uint8))
+    iio.imwrite(tmp_path / "vis.tif", rng.uniform(0, 255, (80, 96, 3)).astype(np.float32))
+    from tf_twogan.cli import main
+
+    out = tmp_path / "fused.png"
+    assert main(["fuse", "--ir", str(tmp_path / "ir.png"), "--vis", str(tmp_path / "vis.tif"), "--out", str(out),
+                 "--checkpoint", str(tiny_checkpoint), "--resize-vis"]) == 0
+    assert iio.imread(out).shape == (40, 48, 3)
+
+
+# ----------------------------------------------------------------------------- 9. prepare --verify and glob characters
+
+@pytest.mark.parametrize("name", ["[2]", "a*b"])
+def test_verify_notices_a_changed_source_whose_name_holds_glob_characters(name, tmp_path):
+    import shutil
+
+    from helpers import TNO
+    from tf_twogan.store import StoreError, prepare_store, verify_store
+
+    ir, vis = tmp_path / "ir", tmp_path / "vis"
+    ir.mkdir(), vis.mkdir()
+    for kind, folder in (("ir", ir), ("vis", vis)):
+        source = next((TNO / kind).glob("2.*"))
+        shutil.copy(source, folder / f"{name}{source.suffix}")
+    store = prepare_store(ir, vis, tmp_path / "s.h5", stride=100, progress=False)
+    assert "2 of 2 source files found and unchanged" in verify_store(store)[-1]
+    (source,) = vis.iterdir()
+    data = source.read_bytes()
+    source.write_bytes(data[:-1] + bytes([255 - data[-1]]))
+    with pytest.raises(StoreError, match="has changed"):
+        verify_store(store)

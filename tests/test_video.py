@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import imageio_ffmpeg  # in the test extra (setup.cfg): a missing one must fail, not skip the module
 import numpy as np
 import pytest
 
 from helpers import DATA
 from test_reliability import assert_one_line_error, files_under, run_cli
+from tf_twogan import video
 from tf_twogan.images import read_image
 from tf_twogan.inference import Fuser
-
-imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
-from tf_twogan import video  # noqa: E402
 
 FRAMES, HEIGHT, WIDTH = 5, 48, 64
 PAIRS = {"gray": ("tno", "1.bmp", "1.bmp"), "colour": ("roadscene", "FLIR_00006.jpg", "FLIR_00006.jpg")}

@@ -206,6 +206,9 @@ class FusedSampleLogger(keras.callbacks.Callback):
             tf.summary.image("fused_sample", tf.concat(panels, axis=2) * 0.5 + 0.5, step=epoch, max_outputs=len(inputs))
         self.writer.flush()
 
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self.writer.close()  # its event file's handle and thread, once per GAN
+
 
 def sample_patches(store_path: Path, kinds: tuple[str, ...], count: int = 4) -> np.ndarray:
     """``count`` patches spread evenly over a store, ``kinds`` stacked as in a batch: the fixed TensorBoard sample."""

@@ -257,7 +257,7 @@ def split_names(split: str | os.PathLike, subset: str) -> list[str]:
 
 
 def resize_box(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """``image`` (uint8 gray or RGB) resized to ``height`` x ``width`` with a box filter, colour kept.
+    """``image`` (gray or RGB, any pixel type) resized to ``height`` x ``width`` with a box filter, colour and type kept.
 
     Each output pixel is the area-weighted mean of the input pixels it covers (Pillow's
     ``BOX``), the right filter for shrinking.  It registers RoadScene's visible frames,
@@ -268,7 +268,17 @@ def resize_box(image: np.ndarray, height: int, width: int) -> np.ndarray:
 
     if image.shape[:2] == (height, width):
         return image
-    return np.asarray(Image.fromarray(image).resize((width, height), Image.BOX))
+    if image.dtype == np.uint8:
+        return np.asarray(Image.fromarray(image).resize((width, height), Image.BOX))
+    # Pillow resizes other types only as single float channels (mode "F"): one channel at a time
+    channels = image[..., None] if image.ndim == 2 else image
+    resized = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(channels[..., c], dtype=np.float32))
+                                   .resize((width, height), Image.BOX)) for c in range(channels.shape[-1])], axis=-1)
+    resized = resized[..., 0] if image.ndim == 2 else resized
+    if np.issubdtype(image.dtype, np.integer):
+        limits = np.iinfo(image.dtype)
+        return np.clip(np.round(resized), limits.min, limits.max).astype(image.dtype)
+    return resized.astype(image.dtype)
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:

@@ -75,8 +75,10 @@ class WeightSpectralNorm(layers.Wrapper):
     ``keras.layers.SpectralNormalization`` differs: it overwrites the kernel with
     ``kernel / sigma`` and treats sigma as a constant, which changes the optimisation
     (Adam then moves a normalised kernel, not FusionGAN's raw one).  Wraps ``Conv2D``
-    (valid or same padding) or ``Dense``.  TensorFlow ops on purpose: they are the
-    original graph's own (``l2_normalize`` over all axes, ``matmul`` with ``transpose_b``).
+    (valid or same padding) or ``Dense``.  The original's ``l2_norm`` is
+    ``x / (||x|| + 1e-12)``; ``tf.math.l2_normalize(x, axis=None, epsilon=1e-24)`` is
+    ``x / sqrt(max(||x||^2, 1e-24))``, the same to float32 precision unless ``||x|| < 1e-12``
+    (the numpy reference is :func:`tf_twogan.fusiongan.l2_normalize`).
     """
 
     def build(self, input_shape: Any = None) -> None:

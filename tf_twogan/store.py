@@ -411,7 +411,8 @@ def verify_store(path: str | os.PathLike, check_sources: bool = True) -> list[st
             checked = 0
             for name, kinds in hashes.items():
                 for kind, digest in kinds.items():
-                    matches = sorted(folders[kind].glob(f"{name}.*")) if folders[kind].is_dir() else []
+                    # the name is a file stem, not a pattern: "[1]" or "a*b" must match only themselves
+                    matches = sorted(path for path in folders[kind].iterdir() if path.stem == name) if folders[kind].is_dir() else []
                     if not matches:
                         continue
                     if sha256_file(matches[0]) != digest:

@@ -145,7 +145,7 @@ def train_pair(run: RunFolder, store_path: Path, config: TwoGanConfig, roles: Pa
         options = tf.data.Options()  # every worker reads the same stream; each keeps its share of each batch
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         dataset = dataset.with_options(options)
-    epochs = config.second_layer.epochs or config.train.epochs if roles.layer == 2 else config.train.epochs
+    epochs = (config.second_layer.epochs or config.train.epochs) if roles.layer == 2 else config.train.epochs
     with stream:  # closed here, in this thread, after fit (PatchStream.close says why)
         pair.fit(dataset, epochs=epochs, initial_epoch=resume_epoch, steps_per_epoch=steps, callbacks=callbacks,
                  verbose=verbose, shuffle=False)
