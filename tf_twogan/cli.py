@@ -292,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
   Keras' progress bars run in between; piped or redirected, the output is plain text, one
   line per epoch. --quiet prints only the result.
 resume and extend:
-  Ctrl-C (or SIGTERM) stops after saving nothing partial and prints the command to rerun;
+  Ctrl-C (or SIGTERM) stops, keeps every finished epoch and prints the command to rerun;
   rerunning the same command resumes at the last finished epoch and says so. Rerunning a
   finished run with a larger --epochs continues each GAN from its saved state (optimizer
   included): the result equals a run of that length from the start. When GAN 1 and 2 train
@@ -327,7 +327,7 @@ collapse:
     train.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default",
                        help="tf.distribute strategy: mirrored = all local GPUs, multiworker = the hosts in TF_CONFIG "
                        "(--batch-size is the global batch; see docs/RELIABILITY.md)")
-    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.add_argument("--quiet", action="store_true", help="no progress bars or lines: only the result")
     train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser("evaluate", help="the eight fusion metrics for folders of fused images")
