@@ -58,14 +58,17 @@ def test_version_comes_from_the_package_metadata(capsys):
     assert capsys.readouterr().out.strip() == f"twogan {version('tf_twogan')}" == f"twogan {package_version()}"
 
 
-def test_train_without_a_preset_uses_lite_and_the_help_says_so(capsys):
+def test_train_without_a_preset_uses_the_default_checkpoints_preset_and_the_help_says_so(capsys):
+    from tf_twogan.checkpoints import checkpoint_dir
     from tf_twogan.cli import resolve_config
-    from tf_twogan.config import preset
+    from tf_twogan.config import TwoGanConfig, preset
 
-    assert resolve_config(build_parser().parse_args(["train", "--store", "s.h5", "--out", "run"])) == preset("lite")
+    shipped = TwoGanConfig.from_json(checkpoint_dir() / "config.json").preset  # the model `twogan fuse` uses
+    assert shipped == "sharp"
+    assert resolve_config(build_parser().parse_args(["train", "--store", "s.h5", "--out", "run"])) == preset(shipped)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--help"])
-    assert "default lite" in " ".join(capsys.readouterr().out.split())
+    assert "default: the shipped default model's, today sharp" in " ".join(capsys.readouterr().out.split())
 
 
 def test_prepare_usage_marks_the_required_flags_and_verify_excludes_them(capsys, tmp_path):
@@ -195,7 +198,7 @@ def test_resize_vis_fuses_a_roadscene_pair_of_two_sizes_on_the_infrared_grid(tin
     argv = ["fuse", "--ir", str(ir_path), "--vis", str(vis_path), "--out", str(tmp_path / "fused.png"),
             "--checkpoint", str(tiny_checkpoint)]
     code, err = run_cli(argv, capsys)
-    assert_one_line_error(code, err, "fuse", "differ in size")
+    assert_one_line_error(code, err, "fuse", "differ in size", "add --resize-vis")
     code, err = run_cli([*argv, "--resize-vis"], capsys)
     assert code == 0, err
     ir, vis = read_image(ir_path), read_image(vis_path)

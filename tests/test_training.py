@@ -180,7 +180,7 @@ def test_train_config_file_replaces_the_preset_and_flags_still_override(tmp_path
                                       "--epochs", "3"])
     assert resolve_config(args) == changed.replace(train={"epochs": 3})
     args = build_parser().parse_args(["train", "--store", "s.h5", "--out", "run"])
-    assert resolve_config(args) == preset("lite")  # the default preset (paper takes about 50 h on a CPU)
+    assert resolve_config(args) == preset("sharp")  # the default checkpoint's preset (paper takes about 50 h on a CPU)
     args = build_parser().parse_args(["train", "--store", "s.h5", "--out", "run", "--config", str(tmp_path / "ablation.json"),
                                       "--preset", "lite"])
     with pytest.raises(ConfigError, match="--config"):

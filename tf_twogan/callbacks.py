@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -51,22 +52,25 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
     The callback owns its state through public hooks only: it counts epochs itself
     in ``on_epoch_end``, restores the weights in ``on_train_begin``, and the caller
     passes :attr:`initial_epoch` (read from the same metadata) to ``fit``, so the
-    resumed run numbers its epochs from there.  The backup folder is removed when
-    ``fit`` ends normally.
+    resumed run numbers its epochs from there.  When ``fit`` ends normally the backup
+    folder is removed, or moved to ``final_dir`` (:func:`keep_final_state`), from which
+    a longer run continues.
 
     Args:
         backup_dir: the folder holding the state (created on the first save).
         delete_on_train_end: remove ``backup_dir`` when training ends (default True).
+        final_dir: where the state after the last epoch is kept instead (default: nowhere).
 
     Example:
         >>> backup = AtomicBackupAndRestore("runs/lite/backup/gan1")
         >>> pair.fit(dataset, epochs=40, initial_epoch=backup.initial_epoch, callbacks=[backup])
     """
 
-    def __init__(self, backup_dir: str | Path, delete_on_train_end: bool = True) -> None:
+    def __init__(self, backup_dir: str | Path, delete_on_train_end: bool = True, final_dir: str | Path | None = None) -> None:
         super().__init__()
         self.backup_dir = Path(backup_dir)
         self.delete_on_train_end = delete_on_train_end
+        self.final_dir = None if final_dir is None else Path(final_dir)
 
     @property
     def initial_epoch(self) -> int:
@@ -99,8 +103,33 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
         return weights
 
     def on_train_end(self, logs: dict | None = None) -> None:
-        if self.delete_on_train_end and self.backup_dir.is_dir():
+        if not (self.delete_on_train_end and self.backup_dir.is_dir()):
+            return
+        if self.final_dir is None:
             shutil.rmtree(self.backup_dir)
+        else:
+            keep_final_state(self.backup_dir, self.final_dir)
+
+
+def keep_final_state(backup_dir: Path, final_dir: Path) -> None:
+    """Move a finished GAN's backup to ``final_dir``, replacing an older state there.
+
+    A kill between the removal and the rename leaves the backup, which
+    :func:`tf_twogan.run_folder.remove_finished_backups` moves on the rerun.
+    """
+    if final_dir.is_dir():
+        shutil.rmtree(final_dir)
+    final_dir.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(backup_dir, final_dir)
+
+
+def restore_final_state(final_dir: Path, backup_dir: Path) -> None:
+    """Copy a kept final state back to ``backup_dir`` (atomically: a copy under a temporary name, renamed), so ``fit`` continues from it."""
+    backup_dir.parent.mkdir(parents=True, exist_ok=True)
+    temporary = backup_dir.with_name(f".{backup_dir.name}.restoring")
+    shutil.rmtree(temporary, ignore_errors=True)
+    shutil.copytree(final_dir, temporary)
+    os.replace(temporary, backup_dir)
 
 
 def history_header(path: Path) -> list[str] | None:

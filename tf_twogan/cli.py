@@ -7,19 +7,22 @@ TensorFlow is imported only by the subcommands that need it.
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import os
+import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
+from .checkpoints import default_preset
 from .config import METHODS, PRESETS, SECOND_LAYER_INITS, SECOND_LAYER_TARGETS, ConfigError
 from .console import VERBOSE_ENV, import_tensorflow_quietly
 from .errors import TwoGanError
 from .images import ImageError
 
-# `paper` trains for about 50 hours on a 2-core CPU (README, Presets); `lite` in about 90 minutes.
-DEFAULT_TRAIN_PRESET = "lite"
 # Subcommands that import TensorFlow: it is imported up front, with its log lines hidden.
 TENSORFLOW_COMMANDS = ("train", "fuse", "export", "demo")
 QUICK_EXIT_COMMANDS = ("fuse", "evaluate", "export", "demo")  # see run()
@@ -65,7 +68,7 @@ def resolve_config(args: argparse.Namespace):
             raise ConfigError("--config gives the whole configuration: leave out --preset and --method")
         base = TwoGanConfig.from_json(args.config)
     else:
-        base = preset(args.preset or DEFAULT_TRAIN_PRESET, args.method or "twogan")
+        base = preset(args.preset or default_preset(), args.method or "twogan")
     overrides = {key: value for key, value in (("epochs", args.epochs), ("steps_per_epoch", args.steps_per_epoch),
                                                 ("batch_size", args.batch_size), ("seed", args.seed),
                                                 ("learning_rate", args.learning_rate), ("precision", args.precision))
@@ -93,7 +96,8 @@ def _train(args: argparse.Namespace) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     from .evaluate import evaluate_folders, evaluate_vifb_style
 
-    for flag, folders in (("--ir", [args.ir]), ("--vis", [args.vis]), ("--fused", args.fused)):
+    fused, names = _named_folders(args.fused, args.name)
+    for flag, folders in (("--ir", [args.ir]), ("--vis", [args.vis]), ("--fused", fused)):
         for folder in folders:
             if Path(folder).is_file():
                 what = "fused images" if flag == "--fused" else "images"
@@ -106,11 +110,32 @@ def _evaluate(args: argparse.Namespace) -> None:
             raise ConfigError("--methods-from-suffix takes exactly one --fused folder (holding <pair>_<method> files)")
         if args.split is not None:
             raise ConfigError("--split selects pairs of folders by name: it does not combine with --methods-from-suffix")
-        result = evaluate_vifb_style(args.ir, args.vis, args.fused[0], args.out, **options)
+        if any(names):
+            raise ConfigError("--methods-from-suffix takes the method names from the file names: leave out --name and =NAME")
+        result = evaluate_vifb_style(args.ir, args.vis, fused[0], args.out, **options)
     else:
-        result = evaluate_folders(args.ir, args.vis, args.fused, args.out, pairs=_subset(args), **options)
+        result = evaluate_folders(args.ir, args.vis, fused, args.out, pairs=_subset(args), method_names=names, **options)
     table = Path(args.out) / "metrics_mean.md"
     print(table.read_text() if table.is_file() else result)
+
+
+def _named_folders(fused: list[str], names: list[str] | None) -> tuple[list[str], list[str | None]]:
+    """The ``--fused`` folders and their method names: ``--name`` in order, or ``DIR=NAME``, else None (the folder's name).
+
+    ``DIR=NAME`` is split at the last ``=`` unless the whole argument is an existing folder.
+    """
+    if names is not None and len(names) != len(fused):
+        raise ConfigError(f"--name given {len(names)} time(s) for {len(fused)} --fused folder(s): give one name per folder")
+    folders, given = [], []
+    for index, argument in enumerate(fused):
+        folder, equals, name = argument.rpartition("=")
+        if not equals or not name or Path(argument).is_dir():
+            folder, name = argument, None
+        if names is not None:
+            name = names[index]
+        folders.append(folder)
+        given.append(name)
+    return folders, given
 
 
 def _subset(args: argparse.Namespace) -> list[str] | None:
@@ -251,8 +276,35 @@ def add_subset_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
     parser.add_argument("--subset", metavar="NAME", help="subset of --split, e.g. test")
 
 
+class HintingParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` that names an unknown ``--option`` and suggests the closest valid one (difflib).
+
+    Plain argparse reports a misspelt ``--ouput`` only after the required options,
+    as "the following arguments are required: --out".  (``_actions`` is argparse's
+    long-standing list of a parser's arguments; it has no public accessor.)
+    """
+
+    subcommands = False
+
+    def add_subparsers(self, **kwargs):
+        self.subcommands = True
+        return super().add_subparsers(**kwargs)
+
+    def parse_known_args(self, args=None, namespace=None):
+        arguments = sys.argv[1:] if args is None else list(args)
+        known = [option for action in self._actions for option in action.option_strings]
+        for argument in arguments:
+            if argument == "--" or (self.subcommands and not argument.startswith("-")):
+                break  # the rest belongs to the subcommand's parser (or is not an option)
+            flag = argument.split("=", 1)[0]
+            if flag.startswith("--") and not any(option.startswith(flag) for option in known):
+                close = difflib.get_close_matches(flag, known, n=1)
+                self.error(f"unknown option {flag}" + (f" (did you mean {close[0]}?)" if close else ""))
+        return super().parse_known_args(arguments, namespace)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="twogan", description="Two-layer GAN for infrared + visible image fusion.")
+    parser = HintingParser(prog="twogan", description="Two-layer GAN for infrared + visible image fusion.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     parser.add_argument("--verbose", action="store_true",
@@ -278,16 +330,33 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--quiet", action="store_true", help="no progress bar")
     prepare.set_defaults(handler=_prepare)
 
-    train = commands.add_parser("train", help="train the two-layer GAN (resumes an interrupted run)")
+    train = commands.add_parser(
+        "train", help="train the two-layer GAN (resumes an interrupted run)", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train GAN 1 (G1), GAN 2 (G2), make the second-layer store, train GAN 3 (G3).",
+        epilog="""progress:
+  A header names each GAN ("GAN 2 of 3: G2, visible as input, ..."); after each epoch one
+  line gives its losses and the chain's progress, elapsed time and time left. On a terminal
+  Keras' progress bars run in between; piped or redirected, the output is plain text, one
+  line per epoch. --quiet prints only the result.
+resume and extend:
+  Ctrl-C (or SIGTERM) stops, keeps every finished epoch and prints the command to rerun;
+  rerunning the same command resumes at the last finished epoch and says so. Rerunning a
+  finished run with a larger --epochs continues each GAN from its saved state (optimizer
+  included): the result equals a run of that length from the start. When GAN 1 and 2 train
+  further, the second-layer store is made again and GAN 3 is trained again.
+collapse:
+  After each epoch the generator fuses a fixed sample; output that is not a number, or that
+  turns into one grey level everywhere, stops the run (exit 2) and keeps the backup of the
+  last good epoch. A GAN still constant at its last epoch gets a warning: train it longer.""")
     train.add_argument("--store", required=True, help="patch store made by `twogan prepare`")
     train.add_argument("--out", required=True, help="run folder (rerun the same command to resume)")
     train.add_argument("--method", choices=METHODS, help="twogan (the paper, default) or fusiongan (the baseline)")
     train.add_argument("--preset", choices=PRESETS,
-                       help=f"network widths and schedule (default {DEFAULT_TRAIN_PRESET}: about 90 min on 2 CPU cores; "
-                       "paper: about 50 h on such a CPU, a GPU job)")
+                       help="network widths and schedule (default: the shipped default model's, today sharp: about 70 min "
+                       "on 2 CPU cores; paper: about 50 h on such a CPU, a GPU job)")
     train.add_argument("--config", help="a config JSON (e.g. a run's config.json, edited) instead of --preset/--method; "
                        "for ablations: every constant of the paper is a field")
-    train.add_argument("--epochs", type=int, help="epochs per GAN")
+    train.add_argument("--epochs", type=int, help="epochs per GAN; a larger value on a finished run extends it")
     train.add_argument("--steps-per-epoch", type=int, help="batches per epoch (default: one pass over the store)")
     train.add_argument("--batch-size", type=int, help="patches per batch")
     train.add_argument("--learning-rate", type=float, help="Adam learning rate")
@@ -305,13 +374,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default",
                        help="tf.distribute strategy: mirrored = all local GPUs, multiworker = the hosts in TF_CONFIG "
                        "(--batch-size is the global batch; see docs/RELIABILITY.md)")
-    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.add_argument("--quiet", action="store_true", help="no progress bars or lines: only the result")
     train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser("evaluate", help="the eight fusion metrics for folders of fused images")
     evaluate.add_argument("--ir", required=True, help="folder of infrared images")
     evaluate.add_argument("--vis", required=True, help="folder of visible images")
-    evaluate.add_argument("--fused", required=True, action="append", help="folder of fused images (repeatable: one method each)")
+    evaluate.add_argument("--fused", required=True, action="append", metavar="DIR[=NAME]",
+                          help="folder of fused images (repeatable: one method each, named after the folder or NAME)")
+    evaluate.add_argument("--name", action="append", help="the method name of each --fused folder, in order (repeatable)")
     evaluate.add_argument("--out", required=True, help="folder for the CSV, Markdown and PNG results")
     evaluate.add_argument("--metrics", help="comma-separated metric names (default: the paper's eight)")
     evaluate.add_argument("--convention", choices=("matlab", "python"), default="matlab",
@@ -381,6 +452,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``twogan``; returns the exit status."""
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], None] = args.handler
+    if args.command == "train" and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         if args.command in TENSORFLOW_COMMANDS:
             import_tensorflow_quietly(verbose=args.verbose)
@@ -393,8 +466,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print(f"twogan {args.command}: interrupted", file=sys.stderr)
+        if args.command == "train":
+            command = shlex.join(["twogan", *(sys.argv[1:] if argv is None else argv)])
+            print(f"twogan train: the finished epochs are saved; to resume, run: {command}", file=sys.stderr)
         return 130
     return 0
+
+
+def _interrupt(signum: int, frame) -> None:
+    """SIGTERM handler of ``twogan train``: stop as Ctrl-C does (the finished epochs are kept, the rerun command printed)."""
+    raise KeyboardInterrupt
 
 
 def run() -> None:

@@ -84,13 +84,15 @@ def evaluate_folders(
     color: str = "gray",
     pairs: Iterable[str] | None = None,
     workers: int | None = None,
+    method_names: Sequence[str | None] | None = None,
 ) -> EvaluationResult:
     """Score every fused folder against the source pairs; write the tables and plot.
 
     With ``pairs`` (e.g. :func:`~tf_twogan.images.split_names`) only those pairs are
     scored, and every fused folder must hold each of them.
 
-    ``fused_dirs``: one folder per method (its name is the method's name), each
+    ``fused_dirs``: one folder per method (named by ``method_names``, one per folder,
+    or where that is None or absent by the folder's name), each
     holding ``<stem>.<ext>`` for the pairs it fused.  All fused folders must hold
     the same stems, and each stem needs an infrared and a visible image; pairs
     without a fused image are not evaluated.  ``metrics`` and ``convention`` as in
@@ -106,7 +108,10 @@ def evaluate_folders(
     folders = [Path(d) for d in fused_dirs]
     if not folders:
         raise ConfigError("no fused folders given")
-    names = [_method_name(folder) for folder in folders]
+    given = list(method_names) if method_names is not None else [None] * len(folders)
+    if len(given) != len(folders):
+        raise ConfigError(f"{len(given)} method names for {len(folders)} fused folders")
+    names = [name or _method_name(folder) for name, folder in zip(given, folders)]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f"fused folders must have distinct names (they name the methods): {', '.join(duplicates)}")

@@ -36,7 +36,8 @@ def check_pair_shapes(ir_shape: tuple[int, ...], vis_shape: tuple[int, ...], ir_
     """Raise :class:`ImageError` naming the images if their (height, width) differ or a side is below ``min_size``."""
     if ir_shape[:2] != vis_shape[:2]:
         raise ImageError(f"{ir_label} and {vis_label} differ in size: "
-                         f"{'x'.join(map(str, ir_shape[:2]))} vs {'x'.join(map(str, vis_shape[:2]))} (height x width)")
+                         f"{'x'.join(map(str, ir_shape[:2]))} vs {'x'.join(map(str, vis_shape[:2]))} (height x width); "
+                         "for pairs from two cameras add --resize-vis (resize_vis=True) to resize the visible image onto the infrared grid")
     if min(ir_shape[:2]) < min_size:
         raise ImageError(f"{ir_label}: image too small ({'x'.join(map(str, ir_shape[:2]))}); "
                          f"both sides must be at least {min_size} pixels")

@@ -9,6 +9,7 @@ A run folder holds::
     history_gan1.csv ...        one row per epoch (:class:`~tf_twogan.callbacks.HistoryLogger`)
     logs/gan1/ ...              TensorBoard scalars and a fused sample image per epoch
     backup/gan1/                the training state while a GAN trains (:class:`~tf_twogan.callbacks.AtomicBackupAndRestore`)
+    state/gan1/                 the training state after a GAN's last epoch: a larger ``--epochs`` continues from it
     second_layer_store.h5       the I_IRV / I_VIR patch store
 
 Every file is written to a temporary name and renamed into place, so a process
@@ -55,6 +56,15 @@ class RunFolder:
     def backup(self, roles: PairRoles) -> Path:
         return self.root / "backup" / roles.name
 
+    def state(self, roles: PairRoles) -> Path:
+        """The training state (networks, optimizers, seeds) after the GAN's last epoch, kept to extend the run."""
+        return self.root / "state" / roles.name
+
+    @property
+    def adopted_first_layer(self) -> bool:
+        """True when G1 and G2 came from another run (``--first-layer-from``): only GAN 3 trains here."""
+        return (self.root / FIRST_LAYER_CONFIG).is_file()
+
     def finished(self, roles: PairRoles) -> bool:
         """Both networks written, or the generator alone with no training under way.
 
@@ -71,7 +81,7 @@ class RunFolder:
         from .callbacks import BACKUP_METADATA
 
         return (any(self.root.glob("*.keras")) or self.second_layer_store.exists()
-                or any(self.root.glob(f"backup/*/{BACKUP_METADATA}")))
+                or any(self.root.glob(f"backup/*/{BACKUP_METADATA}")) or any(self.root.glob(f"state/*/{BACKUP_METADATA}")))
 
     @property
     def config(self) -> Path:
@@ -82,8 +92,11 @@ class RunFolder:
         return self.root / SECOND_LAYER_STORE
 
 
+EPOCH_SETTINGS = {"train.epochs", "second_layer.epochs"}  # the settings a rerun may raise to extend a run
+
+
 def open_run_folder(run_dir: str | os.PathLike, config: TwoGanConfig) -> RunFolder:
-    """Create a run folder with ``config.json``, or reopen one made with the same config."""
+    """Create a run folder with ``config.json``, or reopen one made with the same config (or extended: :func:`check_config`)."""
     run = RunFolder(Path(run_dir))
     if run.root.exists() and not run.root.is_dir():
         raise ConfigError(f"{run.root}: exists and is not a folder")
@@ -94,16 +107,44 @@ def open_run_folder(run_dir: str | os.PathLike, config: TwoGanConfig) -> RunFold
 
 
 def check_config(run: RunFolder, config: TwoGanConfig) -> bool:
-    """False if the folder has no ``config.json``; raise :class:`ConfigError` if it has another config."""
+    """True if ``config.json`` holds ``config``; False if there is none or ``config`` may replace it; else raise :class:`ConfigError`.
+
+    ``config`` replaces the folder's config when nothing was trained yet, or when it
+    only raises the epochs (:data:`EPOCH_SETTINGS`) of a run whose GANs kept their
+    training state: the rerun then extends the run.
+    """
     if not run.config.is_file():
         return False
     existing = TwoGanConfig.from_json(run.config)
     if existing != config and not run.started:
         return False  # a run that failed before its first epoch binds nothing: the corrected config replaces it
-    if existing != config:
-        raise ConfigError(f"{run.root}: run folder was made with another config (differs in {config_differences(existing, config)}); "
-                          "rerun with the same options to resume, or choose a new --out")
-    return True
+    if existing == config:
+        return True
+    differences = config_differences(existing, config)
+    if not set(differences.split(", ")) <= EPOCH_SETTINGS:
+        raise ConfigError(f"{run.root}: run folder was made with another config (differs in {differences}); "
+                          "rerun with the same options to resume (a larger --epochs extends it), or choose a new --out")
+    for what, old, new in (("--epochs", existing.train.epochs, config.train.epochs),
+                           ("GAN 3's epochs", gan3_epochs(existing), gan3_epochs(config))):
+        if new < old:
+            raise ConfigError(f"{run.root}: run folder trains {old} epochs ({what}); a rerun can extend a run, "
+                              f"not shorten it (asked for {new}): choose a new --out")
+    _require_training_state(run)
+    return False
+
+
+def gan3_epochs(config: TwoGanConfig) -> int:
+    """The epochs GAN 3 trains: ``second_layer.epochs``, else ``train.epochs``."""
+    return config.second_layer.epochs or config.train.epochs
+
+
+def _require_training_state(run: RunFolder) -> None:
+    """Raise :class:`ConfigError` when a GAN finished here without keeping its training state (so it cannot be extended)."""
+    trained_here = (FUSIONGAN, GAN3) if run.adopted_first_layer else (FUSIONGAN, GAN1, GAN2, GAN3)
+    for roles in trained_here:
+        if run.finished(roles) and not run.state(roles).is_dir() and not run.backup(roles).is_dir():
+            raise ConfigError(f"{run.root}: {run.network(roles, 'g').name} was trained without keeping its training state "
+                              "(a run from before 2026-12-06), so it cannot be extended; choose a new --out")
 
 
 def check_store(run: RunFolder, store_path: str | os.PathLike) -> None:
@@ -203,17 +244,20 @@ def worker_run_folder(run_dir: str | os.PathLike, config: TwoGanConfig, task_id:
         for path in chief.root.iterdir():
             if not path.name.startswith(".") and (path.suffix == ".keras" or path.name == SECOND_LAYER_STORE):
                 (run.root / path.name).symlink_to(path.resolve())
-        if (chief.root / "backup").is_dir():
-            shutil.copytree(chief.root / "backup", run.root / "backup")
+        for states in ("backup", "state"):
+            if (chief.root / states).is_dir():
+                shutil.copytree(chief.root / states, run.root / states)
     return run
 
 
 def remove_finished_backups(run: RunFolder) -> RunFolder:
-    """Remove the backups of finished GANs (left by a kill after the networks were saved) and the emptied ``backup/``."""
+    """Keep the backups of finished GANs (left by a kill after the networks were saved) as their state; remove the emptied ``backup/``."""
+    from .callbacks import keep_final_state
+
     backup = run.root / "backup"
     for roles in (GAN1, GAN2, GAN3, FUSIONGAN):
         if run.finished(roles) and run.backup(roles).is_dir():
-            shutil.rmtree(run.backup(roles))
+            keep_final_state(run.backup(roles), run.state(roles))
     if backup.is_dir() and not any(backup.iterdir()):
         backup.rmdir()
     return run

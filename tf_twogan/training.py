@@ -8,7 +8,11 @@ I_IRV, I_VIR are cut at the same patch positions into ``second_layer_store.h5``
 Running the same command again resumes: finished GANs are skipped, an interrupted
 one restarts from its last finished epoch (:class:`~tf_twogan.callbacks.AtomicBackupAndRestore`),
 and the data stream restarts at the matching batch, so a resumed run sees the same
-batches as an uninterrupted one.  The run folder's layout and checks are in
+batches as an uninterrupted one.  A finished GAN keeps its training state
+(``state/<gan>``): rerun with a larger ``epochs`` and it continues from there, equal
+to a run of that length from the start; a first layer trained further makes the
+second-layer store again and retrains GAN 3.  What the console shows is in
+:mod:`tf_twogan.progress`; collapse detection in :mod:`tf_twogan.collapse`.  The run folder's layout and checks are in
 :mod:`tf_twogan.run_folder`, the callbacks in :mod:`tf_twogan.callbacks`, network files
 in :mod:`tf_twogan.networks_io`, the strategy in :mod:`tf_twogan.distribute`.
 
@@ -31,7 +35,8 @@ import numpy as np
 import tensorflow as tf
 
 from .callbacks import (AtomicBackupAndRestore, EpochTimer, FusedSampleLogger, HistoryLogger, SaveNetworks, TrimHistory, backup_epoch,
-                        sample_patches)
+                        restore_final_state, sample_patches)
+from .collapse import CollapseCheck
 from .config import ConfigError, TwoGanConfig
 from .data import PatchStream
 from .distribute import STRATEGIES, is_chief, make_strategy, needs_synchronized_batch_norm
@@ -42,7 +47,8 @@ from .images import require_free_space, to_uint8
 from .locking import FolderLock
 from .models import Discriminator, Generator, generate
 from .networks_io import load_generators, load_network, save_model_atomic
-from .run_folder import (NETWORK_NUMBERS, SECOND_LAYER_STORE, RunFolder, adopt_first_layer, check_store, open_run_folder,
+from .progress import ChainProgress, Stage, wants_bars
+from .run_folder import (NETWORK_NUMBERS, SECOND_LAYER_STORE, RunFolder, adopt_first_layer, check_store, gan3_epochs, open_run_folder,
                          remove_finished_backups, remove_stray_temporaries, worker_run_folder)
 from .store import PatchStore, derive_store, verify_store
 
@@ -113,10 +119,12 @@ def train_pair(run: RunFolder, store_path: Path, config: TwoGanConfig, roles: Pa
     built in ``strategy.scope()`` and ``config.train.batch_size`` is the global batch,
     split over ``strategy.num_replicas_in_sync`` replicas.
 
-    Callback order matters for crash safety: the history row of an epoch is written
-    before its backup (a kill in between logs the epoch twice, and
+    Callback order matters for crash safety: a collapsed epoch (:class:`CollapseCheck`)
+    stops before its history row and backup are written; the history row of an epoch
+    is written before its backup (a kill in between logs the epoch twice, and
     :class:`TrimHistory` drops the repeat on resume), and the networks are saved
-    before :class:`AtomicBackupAndRestore` deletes the backup at the end.
+    before :class:`AtomicBackupAndRestore` moves the backup to ``run.state(roles)`` at
+    the end (the state a longer run continues from).
     """
     strategy = strategy or tf.distribute.get_strategy()
     with PatchStore(store_path, roles.kinds) as store:
@@ -128,16 +136,19 @@ def train_pair(run: RunFolder, store_path: Path, config: TwoGanConfig, roles: Pa
     stream = PatchStream(store_path, roles.kinds, config.train.batch_size, seed=config.train.seed or 0,
                          window=config.train.shuffle_window)
     steps = config.train.steps_per_epoch or stream.batches_per_epoch
-    backup = AtomicBackupAndRestore(run.backup(roles))
+    backup = AtomicBackupAndRestore(run.backup(roles), final_dir=run.state(roles))
     resume_epoch = backup.initial_epoch
+    samples, epochs = sample_patches(store_path, roles.kinds), stage_epochs(config, roles)
+    name = f"GAN {NETWORK_NUMBERS[roles.name]}" if NETWORK_NUMBERS[roles.name] else "FusionGAN"
     callbacks = [
         SaveNetworks(run.network(roles, "g"), run.network(roles, "d")),
         TrimHistory(run.history(roles), resume_epoch),
         EpochTimer(),
+        CollapseCheck(samples, name, epochs),
         HistoryLogger(run.history(roles)),
         backup,
         keras.callbacks.TensorBoard(str(run.logs(roles)), write_graph=False, profile_batch=0),
-        FusedSampleLogger(run.logs(roles), sample_patches(store_path, roles.kinds), roles),
+        FusedSampleLogger(run.logs(roles), samples, roles),
         *callbacks,
     ]
     dataset = stream.dataset(start=resume_epoch * steps)
@@ -145,11 +156,15 @@ def train_pair(run: RunFolder, store_path: Path, config: TwoGanConfig, roles: Pa
         options = tf.data.Options()  # every worker reads the same stream; each keeps its share of each batch
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         dataset = dataset.with_options(options)
-    epochs = (config.second_layer.epochs or config.train.epochs) if roles.layer == 2 else config.train.epochs
     with stream:  # closed here, in this thread, after fit (PatchStream.close says why)
         pair.fit(dataset, epochs=epochs, initial_epoch=resume_epoch, steps_per_epoch=steps, callbacks=callbacks,
                  verbose=verbose, shuffle=False)
     return pair
+
+
+def stage_epochs(config: TwoGanConfig, roles: PairRoles) -> int:
+    """The epochs a GAN trains under ``config``: ``train.epochs``, GAN 3 its own (:func:`~tf_twogan.run_folder.gan3_epochs`)."""
+    return gan3_epochs(config) if roles.layer == 2 else config.train.epochs
 
 
 def make_second_layer_store(run: RunFolder, store_path: Path, generator_1: Generator, generator_2: Generator,
@@ -172,6 +187,11 @@ def train(store_path: str | os.PathLike, run_dir: str | os.PathLike, config: Two
           strategy: str | tf.distribute.Strategy | None = None,
           first_layer_from: str | os.PathLike | None = None) -> RunFolder:
     """``twogan train``: the whole protocol of ``config.method``, resuming whatever a previous run left.
+
+    A ``config`` that only raises the epochs of a run folder's config extends that run.
+    ``verbose``: 0 prints nothing; otherwise a header per GAN and a line per epoch
+    (:mod:`tf_twogan.progress`), with Keras' progress bars for 1, or for ``"auto"``
+    when stdout is a terminal.  A collapsed GAN raises :class:`~tf_twogan.collapse.CollapseError`.
 
     ``twogan``: GAN 1, GAN 2, the second-layer store, GAN 3.  ``fusiongan``: the
     single FusionGAN pair (``g.keras``, ``d.keras``, ``history_fusiongan.csv``).
@@ -212,23 +232,72 @@ def train(store_path: str | os.PathLike, run_dir: str | os.PathLike, config: Two
 def _train_stages(run: RunFolder, store_path: Path, config: TwoGanConfig, verbose: int | str,
                   callbacks: list[keras.callbacks.Callback], strategy: tf.distribute.Strategy,
                   first_layer_from: str | os.PathLike | None) -> RunFolder:
+    bars = wants_bars(verbose)
     if config.method == "fusiongan":
-        if not run.finished(FUSIONGAN):
-            train_pair(run, store_path, config, FUSIONGAN, verbose, callbacks, strategy)
+        progress = ChainProgress([_stage(run, config, FUSIONGAN, 1, 1)], enabled=verbose != 0)
+        _train_stage(run, store_path, config, progress, progress.stages[0], bars, callbacks, strategy)
         return remove_finished_backups(run)
     if first_layer_from is not None:
         adopt_first_layer(run, first_layer_from, config)
+    chain = (GAN1, GAN2, second_layer_roles(config))
+    progress = ChainProgress([_stage(run, config, roles, number, 3) for number, roles in enumerate(chain, 1)], enabled=verbose != 0)
+    if any(stage.pending for stage in progress.stages[:2]) and _remove_second_layer(run, chain[2]):
+        progress.say("The first layer trains further: the second-layer store is made again and GAN 3 trained again from scratch")
+        progress = ChainProgress([*progress.stages[:2], _stage(run, config, chain[2], 3, 3)], enabled=verbose != 0)
     generators = {}
-    for roles in (GAN1, GAN2):
-        if not run.finished(roles):
-            generators[roles.name] = train_pair(run, store_path, config, roles, verbose, callbacks, strategy).generator
+    for stage in progress.stages[:2]:
+        pair = _train_stage(run, store_path, config, progress, stage, bars, callbacks, strategy)
+        if pair is not None:
+            generators[stage.roles.name] = pair.generator
     first_layer = {roles.name: generators[roles.name] if roles.name in generators else load_network(run.network(roles, "g"))
                    for roles in (GAN1, GAN2)}
-    roles = second_layer_roles(config)
     if not run.second_layer_store.is_file():
-        make_second_layer_store(run, store_path, first_layer["gan1"], first_layer["gan2"], progress=verbose != 0,
-                                with_sources=bool({"ir", "vis"} & set(roles.kinds)))
-    if not run.finished(roles):
-        initial = first_layer["gan1"] if config.second_layer.init == "g1" else None
-        train_pair(run, run.second_layer_store, config, roles, verbose, callbacks, strategy, initial_generator=initial)
+        progress.say("Second-layer store: G1 and G2 over the training images")
+        make_second_layer_store(run, store_path, first_layer["gan1"], first_layer["gan2"], progress=bars,
+                                with_sources=bool({"ir", "vis"} & set(chain[2].kinds)))
+    initial = first_layer["gan1"] if config.second_layer.init == "g1" else None
+    _train_stage(run, run.second_layer_store, config, progress, progress.stages[2], bars, callbacks, strategy, initial)
     return remove_finished_backups(run)
+
+
+def _stage(run: RunFolder, config: TwoGanConfig, roles: PairRoles, number: int, count: int) -> Stage:
+    """Where one GAN of the chain stands: epochs done (from its backup or kept state) and epochs to reach.
+
+    A finished GAN without kept state (an adopted first layer) counts as done.
+    """
+    if roles.layer == 1 and roles.name != "fusiongan" and run.adopted_first_layer:
+        return Stage(roles, number, count, done=0, epochs=0, pending=False, adopted=True)
+    epochs, finished = stage_epochs(config, roles), run.finished(roles)
+    if run.backup(roles).is_dir():
+        done = backup_epoch(run.backup(roles))
+    elif finished:
+        done = backup_epoch(run.state(roles)) if run.state(roles).is_dir() else epochs
+    else:
+        done = 0
+    return Stage(roles, number, count, done, epochs, pending=not finished or done < epochs, extends=finished and done < epochs)
+
+
+def _train_stage(run: RunFolder, store_path: Path, config: TwoGanConfig, progress: ChainProgress, stage: Stage, bars: bool,
+                 callbacks: list[keras.callbacks.Callback], strategy: tf.distribute.Strategy,
+                 initial_generator: Generator | None = None) -> AdversarialPair | None:
+    """Announce one GAN and train it if it is pending (an extension continues from its kept state); None if skipped."""
+    progress.begin(stage)
+    if not stage.pending:
+        return None
+    if stage.extends and not run.backup(stage.roles).is_dir():
+        restore_final_state(run.state(stage.roles), run.backup(stage.roles))
+    return train_pair(run, store_path, config, stage.roles, 1 if bars else 0, [*callbacks, progress.callback(stage)], strategy,
+                      initial_generator=initial_generator)
+
+
+def _remove_second_layer(run: RunFolder, roles: PairRoles) -> bool:
+    """Delete what GAN 3 learnt from the previous first layer (store, networks, history, logs, states); True if anything was there."""
+    paths = [run.network(roles, "g"), run.network(roles, "d"), run.history(roles), run.logs(roles), run.backup(roles),
+             run.state(roles), run.second_layer_store]
+    found = [path for path in paths if path.exists()]
+    for path in found:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return bool(found)
