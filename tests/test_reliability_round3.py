@@ -246,3 +246,18 @@ def test_verify_notices_a_changed_source_whose_name_holds_glob_characters(name, 
     source.write_bytes(data[:-1] + bytes([255 - data[-1]]))
     with pytest.raises(StoreError, match="has changed"):
         verify_store(store)
+
+
+# ----------------------------------------------------------------------------- the package's public face
+
+def test_the_package_exports_its_everyday_names_without_importing_tensorflow():
+    code = ("import sys, tf_twogan; assert 'tensorflow' not in sys.modules, 'imported at import time'; "
+            "from tf_twogan import preset, evaluate_folders; assert 'tensorflow' not in sys.modules, 'by config/evaluate'; "
+            "import tf_twogan.inference, tf_twogan.training, tf_twogan.store, tf_twogan.video, tf_twogan.fusiongan; "
+            "import tf_twogan.export, tf_twogan.config, tf_twogan.evaluate; "
+            "missing = [n for n in tf_twogan.__all__ if n != '__version__' and not callable(getattr(tf_twogan, n))]; "
+            "assert not missing, missing; "
+            "assert tf_twogan.Fuser is tf_twogan.inference.Fuser and tf_twogan.train is tf_twogan.training.train; print('ok')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

@@ -29,11 +29,6 @@ def intensity_term(image: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     return ops.mean(ops.square(image - target))
 
 
-def gradient_term(image: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
-    """(1/N) sum_n (1/S) ||grad I_n - grad T_n||_F^2."""
-    return ops.mean(ops.square(laplacian(image) - laplacian(target)))
-
-
 def max_intensity(targets: Sequence[tf.Tensor]) -> tf.Tensor:
     """The per-pixel maximum of the targets (the one target itself when there is one)."""
     return functools.reduce(ops.maximum, targets)
@@ -53,23 +48,14 @@ def content_terms(image: tf.Tensor, intensity_targets: Sequence[tf.Tensor],
                   gradient_targets: Sequence[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
     """The intensity and gradient terms of the content loss against combined targets.
 
-    One target each is the paper's case (:func:`intensity_term`, :func:`gradient_term`);
-    several are combined by :func:`max_intensity` and :func:`max_gradient`.
+    The gradient term is (1/N) sum_n (1/S) ||grad I_n - G_n||_F^2 with G the target's
+    Laplacian.  One target each is the paper's case; several are combined by
+    :func:`max_intensity` and :func:`max_gradient`.  The content loss is
+    ``intensity + xi * gradient`` (:mod:`tf_twogan.gan`).
     """
     intensity = intensity_term(image, max_intensity(intensity_targets))
     gradient = ops.mean(ops.square(laplacian(image) - max_gradient(gradient_targets)))
     return intensity, gradient
-
-
-def content_loss(image: tf.Tensor, intensity_target: tf.Tensor | Sequence[tf.Tensor],
-                 gradient_target: tf.Tensor | Sequence[tf.Tensor], gradient_weight: float = 5.0) -> tf.Tensor:
-    """content(I; T_int, T_grad) = (1/S)(||I - T_int||_F^2 + xi ||grad I - grad T_grad||_F^2), batch mean.
-
-    A list of targets combines them per pixel (:func:`content_terms`).
-    """
-    as_list = lambda t: list(t) if isinstance(t, (list, tuple)) else [t]  # noqa: E731
-    intensity, gradient = content_terms(image, as_list(intensity_target), as_list(gradient_target))
-    return intensity + gradient_weight * gradient
 
 
 def generator_adversarial_loss(fake_scores: tf.Tensor, target: tf.Tensor | float = 0.8) -> tf.Tensor:
