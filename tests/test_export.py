@@ -45,7 +45,7 @@ def test_export_layout_and_signature(exported):
     assert exported.name == "1" and (exported / "saved_model.pb").is_file() and (exported / "variables").is_dir()
     assert [p.name for p in exported.parent.iterdir()] == ["1"]  # no temporary folder left beside it
     loaded = tf.saved_model.load(str(exported))
-    assert set(loaded.signatures) == {"serving_default", "serving_uint8"}
+    assert set(loaded.signatures) == {"serving_default", "serving_uint8", "serving_images"}
     signature = loaded.signatures["serving_default"]
     inputs = signature.structured_input_signature[1]
     assert set(inputs) == {"ir", "vis"}
@@ -68,6 +68,52 @@ def test_loaded_model_equals_in_process_fusion(exported, in_process, shape):
     assert as_uint8.dtype == np.uint8
     rounded = expected(in_process, ir.round(), vis.round())
     assert np.abs(as_uint8.astype(float) - np.clip(np.floor(rounded + 0.5), 0, 255)).max() <= 1
+
+
+@pytest.mark.parametrize("case, message", [
+    ("colour vis", "vis must have 1 channel"), ("2+2 channels", "ir must have 1 channel"),
+    ("sizes differ", "differ in batch size, height or width"), ("too small", "at least 5 pixels"),
+    ("NaN", "vis contains NaN"), ("above 255", "vis has values above 255"), ("negative", "ir has values below 0")])
+def test_signatures_refuse_inputs_they_cannot_fuse(exported, case, message):
+    ir, vis = batch(13, 11, 1, seed=5)
+    ir, vis = {"colour vis": (ir, np.repeat(vis, 3, axis=-1)), "2+2 channels": (np.repeat(ir, 2, -1), np.repeat(vis, 2, -1)),
+               "sizes differ": (ir, vis[:, :12]), "too small": (ir[:, :4], vis[:, :4]),
+               "NaN": (ir, np.where(vis > 128, np.nan, vis)), "above 255": (ir, vis + 1),
+               "negative": (ir - 1, vis)}[case]
+    loaded = tf.saved_model.load(str(exported))
+    for name in ("serving_default", "serving_uint8"):
+        if name == "serving_uint8" and case in ("NaN", "above 255", "negative"):
+            continue  # not expressible in uint8
+        cast = (lambda x: x.astype(np.uint8)) if name == "serving_uint8" else (lambda x: x)
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            loaded.signatures[name](ir=tf.constant(cast(ir)), vis=tf.constant(cast(vis)))
+
+
+def _encoded(image: np.ndarray, extension: str = ".png") -> bytes:
+    import imageio.v3 as iio
+
+    return iio.imwrite("<bytes>", image, extension=extension)
+
+
+def test_image_signature_takes_encoded_pairs_and_returns_png(exported, in_process):
+    """What TF Serving's REST API sends as {"b64": ...}: encoded files; colour visible kept."""
+    import imageio.v3 as iio
+
+    rng = np.random.default_rng(6)
+    ir = rng.integers(0, 256, (19, 23), dtype=np.uint8)
+    colour, gray = rng.integers(0, 256, (19, 23, 3), dtype=np.uint8), rng.integers(0, 256, (19, 23), dtype=np.uint8)
+    signature = tf.saved_model.load(str(exported)).signatures["serving_images"]
+    fused = signature(ir_bytes=tf.constant([_encoded(ir)] * 3),
+                      vis_bytes=tf.constant([_encoded(colour), _encoded(gray), _encoded(np.stack([gray] * 3, -1))]))
+    images = [iio.imread(encoded) for encoded in fused["fused_bytes"].numpy()]
+    expected_images = [in_process.fuse_arrays(ir, colour), in_process.fuse_arrays(ir, gray), in_process.fuse_arrays(ir, gray)]
+    assert [image.shape for image in images] == [(19, 23, 3), (19, 23), (19, 23)]  # gray stored as RGB stays gray
+    for image, reference in zip(images, expected_images):
+        assert np.abs(image.astype(int) - reference).max() <= 1
+    jpeg = signature(ir_bytes=tf.constant([_encoded(ir)]), vis_bytes=tf.constant([_encoded(colour, ".jpg")]))
+    assert iio.imread(jpeg["fused_bytes"].numpy()[0]).shape == (19, 23, 3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="differ in size"):
+        signature(ir_bytes=tf.constant([_encoded(ir)]), vis_bytes=tf.constant([_encoded(gray[:, :20])]))
 
 
 def _tf_serving_decode(body: dict) -> dict[str, np.ndarray]:

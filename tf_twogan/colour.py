@@ -14,9 +14,10 @@ import numpy as np
 
 from .images import BT601_LUMA, ImageError, is_gray_as_rgb, to_uint8
 
-# Full-range BT.601 (JPEG) YCbCr; the luma weights are images.BT601_LUMA.
-_RGB_TO_CBCR = np.array([[-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], dtype=np.float32)
-_CR_TO_R, _CB_TO_G, _CR_TO_G, _CB_TO_B = 1.402, -0.344136, -0.714136, 1.772
+# Full-range BT.601 (JPEG) YCbCr; the luma weights are images.BT601_LUMA (also used by the
+# SavedModel's image endpoint, tf_twogan.export).
+RGB_TO_CBCR = np.array([[-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], dtype=np.float32)
+CR_TO_R, CB_TO_G, CR_TO_G, CB_TO_B = 1.402, -0.344136, -0.714136, 1.772
 
 
 @dataclass
@@ -61,7 +62,7 @@ def split_luma(image: np.ndarray, label: str = "image") -> LumaImage:
         return LumaImage(image if image.dtype == np.uint8 else image.astype(np.float32) * scale)
     rgb = image[..., :3].astype(np.float32) * scale
     luma = rgb @ BT601_LUMA.astype(np.float32)
-    cb, cr = np.moveaxis(rgb @ _RGB_TO_CBCR.T, -1, 0)
+    cb, cr = np.moveaxis(rgb @ RGB_TO_CBCR.T, -1, 0)
     return LumaImage(luma, cb, cr)
 
 
@@ -74,5 +75,5 @@ def merge_luma(luma: np.ndarray, like: LumaImage) -> np.ndarray:
         np.add(luma, np.float32(0.5), out=luma)
         np.floor(luma, out=luma)
         return np.clip(luma, 0, 255, out=luma).astype(np.uint8)
-    channels = (luma + _CR_TO_R * like.cr, luma + _CB_TO_G * like.cb + _CR_TO_G * like.cr, luma + _CB_TO_B * like.cb)
+    channels = (luma + CR_TO_R * like.cr, luma + CB_TO_G * like.cb + CR_TO_G * like.cr, luma + CB_TO_B * like.cb)
     return np.stack([to_uint8(channel) for channel in channels], axis=-1)

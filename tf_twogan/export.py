@@ -7,6 +7,15 @@ The SavedModel holds G1, G2 and G3 and one function per signature:
     H, W >= 5); output ``fused``: float32 ``[batch, H, W, 1]`` on 0..255.
 ``serving_uint8``
     the same with uint8 inputs and output (rounded half up, clipped).
+``serving_images``
+    inputs ``ir_bytes``, ``vis_bytes``: string ``[batch]`` of encoded images (PNG, JPEG,
+    BMP, GIF; a colour visible image keeps its colour, as in :mod:`tf_twogan.colour`);
+    output ``fused_bytes``: string ``[batch]`` of PNG images.  Over TF Serving's REST
+    API the bytes travel as ``{"b64": ...}`` (the ``_bytes`` suffix asks for that).
+
+Every signature checks what it is given (one channel, equal sizes, at least 5 pixels a
+side, float values finite and on 0..255) and fails with an ``InvalidArgumentError``
+naming the input: a signature's declared shape is not enforced when it is called.
 
 It is written into a numbered version folder (``<model>/<version>/``, the layout TF
 Serving watches) atomically: saved into a hidden temporary folder beside it, then
@@ -31,7 +40,7 @@ from .images import OutputError
 from .locking import temporary_prefix
 from .errors import TwoGanError
 
-SIGNATURES = ("serving_default", "serving_uint8")
+SIGNATURES = ("serving_default", "serving_uint8", "serving_images")
 
 
 class ExportError(TwoGanError, ValueError):
@@ -41,36 +50,82 @@ class ExportError(TwoGanError, ValueError):
 def _fusion_module(checkpoint: str | os.PathLike | None):
     import tensorflow as tf
 
+    from .chain import build_chain_model
+    from .colour import CB_TO_B, CB_TO_G, CR_TO_G, CR_TO_R, RGB_TO_CBCR
+    from .images import BT601_LUMA
     from .inference import load_chain
 
     g1, g2, g3, swap = load_chain(checkpoint)
+    min_size = max(g1.margin, g3.margin) + 1
+    pair_spec = [tf.TensorSpec([None, None, None, 1], tf.float32, name="ir"),
+                 tf.TensorSpec([None, None, None, 1], tf.float32, name="vis")]
+    bytes_spec = [tf.TensorSpec([None], tf.string, name="ir_bytes"), tf.TensorSpec([None], tf.string, name="vis_bytes")]
+
+    def check_pair(ir, vis):
+        """Refuse what the chain cannot fuse: a signature's declared shape is not enforced when called."""
+        for name, image in (("ir", ir), ("vis", vis)):
+            tf.debugging.assert_rank(image, 4, message=f"{name} must be [batch, H, W, 1]")
+            tf.debugging.assert_equal(tf.shape(image)[-1], 1, message=f"{name} must have 1 channel ([batch, H, W, 1]); "
+                                      "fuse colour through the serving_images signature")
+            tf.debugging.assert_greater_equal(tf.reduce_min(tf.shape(image)[1:3]), min_size,
+                                              message=f"{name}: height and width must be at least {min_size} pixels")
+            if image.dtype.is_floating:
+                tf.debugging.assert_all_finite(image, message=f"{name} contains NaN or infinite values")
+                tf.debugging.assert_greater_equal(tf.reduce_min(image), 0.0, message=f"{name} has values below 0 (expected 0..255)")
+                tf.debugging.assert_less_equal(tf.reduce_max(image), 255.0, message=f"{name} has values above 255 (expected 0..255)")
+        tf.debugging.assert_equal(tf.shape(ir)[:3], tf.shape(vis)[:3],
+                                  message="ir and vis differ in batch size, height or width")
+
+    def to_uint8(image):
+        return tf.cast(tf.clip_by_value(tf.floor(image + 0.5), 0.0, 255.0), tf.uint8)
+
+    def split_luma(image):
+        """uint8 [H, W, C] -> (luma, cb, cr, is_colour) as tf_twogan.colour.split_luma (gray as RGB stays gray)."""
+        rgb = tf.cast(tf.cond(tf.shape(image)[-1] < 3, lambda: tf.repeat(image[..., :1], 3, axis=-1),
+                              lambda: image[..., :3]), tf.float32)
+        colour = tf.logical_not(tf.reduce_all(tf.equal(rgb[..., :1], rgb)))
+        luma = tf.where(colour, tf.tensordot(rgb, tf.constant(BT601_LUMA, tf.float32), 1), rgb[..., 0])
+        chroma = tf.tensordot(rgb, tf.constant(RGB_TO_CBCR.T), 1)
+        return luma, chroma[..., 0], chroma[..., 1], colour
 
     class FusionChain(tf.Module):
         """G1([IR, VIS]), G2([VIS, IR]) -> G3, on the 0..255 scale; BatchNorm in inference mode."""
 
         def __init__(self) -> None:
             super().__init__(name="twogan")
-            self.g1, self.g2, self.g3 = g1, g2, g3
-            self.swap_second_layer = swap
+            self.chain = build_chain_model(g1, g2, g3, swap)
             # The underlying tf.Variables, listed on the module itself: without them the
             # TF1-style loader of TF Serving and `saved_model_cli run` finds the variables
             # uninitialised (keras-team/keras#19274; Keras' ExportArchive does the same).
-            self.variables_to_restore = [variable.value for g in (g1, g2, g3) for variable in g.variables]
+            self.variables_to_restore = [variable.value for variable in self.chain.variables]
 
-        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32, name="ir"),
-                                      tf.TensorSpec([None, None, None, 1], tf.float32, name="vis")])
+        @tf.function(input_signature=pair_spec)
         def fuse(self, ir, vis):
-            pair = (tf.concat([ir, vis], axis=-1) - 127.5) / 127.5
-            irv = self.g1(pair, training=False)
-            vir = self.g2(pair[..., ::-1], training=False)
-            first = tf.concat([vir, irv] if self.swap_second_layer else [irv, vir], axis=-1)
-            return {"fused": self.g3(first, training=False) * 127.5 + 127.5}
+            check_pair(ir, vis)
+            return {"fused": self.chain([ir, vis], training=False)}
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, None, 1], tf.uint8, name="ir"),
                                       tf.TensorSpec([None, None, None, 1], tf.uint8, name="vis")])
         def fuse_uint8(self, ir, vis):
-            fused = self.fuse(tf.cast(ir, tf.float32), tf.cast(vis, tf.float32))["fused"]
-            return {"fused": tf.cast(tf.clip_by_value(tf.floor(fused + 0.5), 0.0, 255.0), tf.uint8)}
+            check_pair(ir, vis)
+            fused = self.chain([tf.cast(ir, tf.float32), tf.cast(vis, tf.float32)], training=False)
+            return {"fused": to_uint8(fused)}
+
+        @tf.function(input_signature=bytes_spec)
+        def fuse_images(self, ir_bytes, vis_bytes):
+            """Encoded PNG/JPEG/BMP/GIF pairs -> PNG bytes, colour as in tf_twogan.colour."""
+            return {"fused_bytes": tf.map_fn(lambda pair: self.fuse_encoded(*pair), (ir_bytes, vis_bytes),
+                                             fn_output_signature=tf.string)}
+
+        def fuse_encoded(self, ir_bytes, vis_bytes):
+            (ir, _, _, _), (vis, cb, cr, colour) = (split_luma(tf.io.decode_image(
+                encoded, expand_animations=False, dtype=tf.uint8)) for encoded in (ir_bytes, vis_bytes))
+            tf.debugging.assert_equal(tf.shape(ir), tf.shape(vis), message="ir and vis images differ in size")
+            luma = self.fuse(ir[None, ..., None], vis[None, ..., None])["fused"][0, ..., 0]
+            return tf.cond(colour,
+                           lambda: tf.io.encode_png(to_uint8(tf.stack(
+                               [luma + CR_TO_R * cr, luma + CB_TO_G * cb + CR_TO_G * cr, luma + CB_TO_B * cb], -1))),
+                           lambda: tf.io.encode_png(to_uint8(luma)[..., None]))
 
     return FusionChain()
 
@@ -97,6 +152,7 @@ def export_savedmodel(checkpoint: str | os.PathLike | None, out_dir: str | os.Pa
             tf.saved_model.save(module, str(temporary), signatures={
                 "serving_default": module.fuse.get_concrete_function(),
                 "serving_uint8": module.fuse_uint8.get_concrete_function(),
+                "serving_images": module.fuse_images.get_concrete_function(),
             })
         except (tf.errors.ResourceExhaustedError, OSError) as error:
             if "No space left" not in str(error) and getattr(error, "errno", None) != errno.ENOSPC:
