@@ -139,7 +139,7 @@ def test_a_bare_checkpoint_name_gets_a_hint_to_the_shipped_checkpoints(tmp_path,
     assert_one_line_error(code, err, "fuse", "fusiongan_lite: no such checkpoint folder",
                           f"did you mean the shipped checkpoint {shipped / 'fusiongan_lite'}")
     code, err = run_cli(sample_pair_argv(tmp_path / "fused.png", Path("nonesuch")), capsys)
-    assert_one_line_error(code, err, "fuse", "nonesuch", f"shipped checkpoints: fusiongan_lite, lite, sharp in {shipped}")
+    assert_one_line_error(code, err, "fuse", "nonesuch", f"shipped checkpoints: fusiongan_lite, lite, paper, paper_sharp, sharp in {shipped}")
 
 
 def test_progress_bars_fall_back_to_text_without_notebook_widgets():
