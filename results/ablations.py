@@ -27,6 +27,7 @@ Usage (from the repository root; about 5 minutes per variant on 2 idle cores):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -67,7 +68,9 @@ def first_layer_source(config: TwoGanConfig, work: Path) -> Path | None:
     if not all((baseline / name).is_file() for name in ("config.json", "g1.keras", "g2.keras")):
         return None
     theirs = TwoGanConfig.from_json(baseline / "config.json")
-    return baseline if theirs != config and second_layer_variant(theirs, config) == config else None
+    # the same schedule too: a first layer adopted by `twogan train` may come from another one, an ablation's may not
+    same_schedule = dataclasses.replace(theirs.train, swap_second_layer=config.train.swap_second_layer) == config.train
+    return baseline if theirs != config and same_schedule and second_layer_variant(theirs, config) == config else None
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from tf_twogan.images import split_names
 pytestmark = pytest.mark.skipif(not TNO.is_dir(), reason="needs the TNO dataset")
 
 RESULTS = REPO / "results" / "paper_width"
-FULL_WIDTH = ["paper"]
+FULL_WIDTH = ["paper", "paper_sharp"]
 METRICS = ["EN", "MI", "SSIM", "SF", "SD", "SCD", "FMI", "QABF", "TR"]
 
 

@@ -223,7 +223,8 @@ class Generator(keras.Model):
         """
         shape = (None, None, None, 1 if self.settings.input_mode == "single" else self.input_channels)
         for layer in (*self.hidden_layers, self.output_conv):
-            layer.build(shape)
+            if not layer.built:  # a layer called on its own before the model keeps its weights
+                layer.build(shape)
             shape = layer.compute_output_shape(shape)
         self.built = True
         self(keras.KerasTensor((None, None, None, self.input_channels)))
