@@ -62,19 +62,26 @@ def _fusion_module(checkpoint: str | os.PathLike | None):
     bytes_spec = [tf.TensorSpec([None], tf.string, name="ir_bytes"), tf.TensorSpec([None], tf.string, name="vis_bytes")]
 
     def check_pair(ir, vis):
-        """Refuse what the chain cannot fuse: a signature's declared shape is not enforced when called."""
+        """``(ir, vis)`` once checked: what the chain cannot fuse is refused (a signature's declared shape
+        is not enforced when called).  The checks are control dependencies of the returned tensors, so
+        they run before any op of the chain (which would otherwise fail first with its own message)."""
+        checks = []
         for name, image in (("ir", ir), ("vis", vis)):
-            tf.debugging.assert_rank(image, 4, message=f"{name} must be [batch, H, W, 1]")
-            tf.debugging.assert_equal(tf.shape(image)[-1], 1, message=f"{name} must have 1 channel ([batch, H, W, 1]); "
-                                      "fuse colour through the serving_images signature")
-            tf.debugging.assert_greater_equal(tf.reduce_min(tf.shape(image)[1:3]), min_size,
-                                              message=f"{name}: height and width must be at least {min_size} pixels")
+            checks.append(tf.debugging.assert_rank(image, 4, message=f"{name} must be [batch, H, W, 1]"))
+            checks.append(tf.debugging.assert_equal(tf.shape(image)[-1], 1, message=f"{name} must have 1 channel ([batch, H, W, 1]); "
+                                                    "fuse colour through the serving_images signature"))
+            checks.append(tf.debugging.assert_greater_equal(tf.reduce_min(tf.shape(image)[1:3]), min_size,
+                                                            message=f"{name}: height and width must be at least {min_size} pixels"))
             if image.dtype.is_floating:
-                tf.debugging.assert_all_finite(image, message=f"{name} contains NaN or infinite values")
-                tf.debugging.assert_greater_equal(tf.reduce_min(image), 0.0, message=f"{name} has values below 0 (expected 0..255)")
-                tf.debugging.assert_less_equal(tf.reduce_max(image), 255.0, message=f"{name} has values above 255 (expected 0..255)")
-        tf.debugging.assert_equal(tf.shape(ir)[:3], tf.shape(vis)[:3],
-                                  message="ir and vis differ in batch size, height or width")
+                checks.append(tf.debugging.assert_all_finite(image, message=f"{name} contains NaN or infinite values"))
+                checks.append(tf.debugging.assert_greater_equal(tf.reduce_min(image), 0.0,
+                                                                message=f"{name} has values below 0 (expected 0..255)"))
+                checks.append(tf.debugging.assert_less_equal(tf.reduce_max(image), 255.0,
+                                                             message=f"{name} has values above 255 (expected 0..255)"))
+        checks.append(tf.debugging.assert_equal(tf.shape(ir)[:3], tf.shape(vis)[:3],
+                                                message="ir and vis differ in batch size, height or width"))
+        with tf.control_dependencies([check for check in checks if check is not None]):
+            return tf.identity(ir), tf.identity(vis)
 
     def to_uint8(image):
         return tf.cast(tf.clip_by_value(tf.floor(image + 0.5), 0.0, 255.0), tf.uint8)
@@ -101,13 +108,13 @@ def _fusion_module(checkpoint: str | os.PathLike | None):
 
         @tf.function(input_signature=pair_spec)
         def fuse(self, ir, vis):
-            check_pair(ir, vis)
+            ir, vis = check_pair(ir, vis)
             return {"fused": self.chain([ir, vis], training=False)}
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, None, 1], tf.uint8, name="ir"),
                                       tf.TensorSpec([None, None, None, 1], tf.uint8, name="vis")])
         def fuse_uint8(self, ir, vis):
-            check_pair(ir, vis)
+            ir, vis = check_pair(ir, vis)
             fused = self.chain([tf.cast(ir, tf.float32), tf.cast(vis, tf.float32)], training=False)
             return {"fused": to_uint8(fused)}
 
