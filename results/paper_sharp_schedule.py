@@ -31,28 +31,29 @@ METRICS = ["EN", "MI", "SSIM", "SF", "SD", "SCD", "FMI", "QABF", "TR"]
 
 def checkpoint_from_backup(backup: Path, config: TwoGanConfig, first_layer: Path, out: Path) -> Path:
     """A checkpoint folder: ``first_layer``'s G1/G2 and the G3 of an epoch backup of GAN 3."""
-    from tf_twogan.networks_io import save_model_atomic
     from tf_twogan.training import build_pair, second_layer_roles
 
     pair = build_pair(config, second_layer_roles(config))
     pair.load_weights(str(backup))
-    out.mkdir(parents=True, exist_ok=True)
-    save_model_atomic(pair.generator, out / "g3.keras")
-    for name in ("g1.keras", "g2.keras"):
-        shutil.copyfile(first_layer / name, out / name)
-    config.to_json(out / "config.json")
-    return out
+    return assemble(pair.generator, config, first_layer, out)
 
 
 def initial_checkpoint(config: TwoGanConfig, first_layer: Path, out: Path) -> Path:
     """A checkpoint folder whose G3 holds G1's weights: GAN 3 before its first iteration."""
     from tf_twogan.models import Generator
-    from tf_twogan.networks_io import load_network, save_model_atomic
+    from tf_twogan.networks_io import load_network
 
-    out.mkdir(parents=True, exist_ok=True)
     g3 = Generator.from_settings(config.generator, name="g3")
     g3.build()
     g3.set_weights(load_network(first_layer / "g1.keras").get_weights())
+    return assemble(g3, config, first_layer, out)
+
+
+def assemble(g3, config: TwoGanConfig, first_layer: Path, out: Path) -> Path:
+    """A checkpoint folder ``out``: ``first_layer``'s G1 and G2, this ``g3`` and ``config``."""
+    from tf_twogan.networks_io import save_model_atomic
+
+    out.mkdir(parents=True, exist_ok=True)
     save_model_atomic(g3, out / "g3.keras")
     for name in ("g1.keras", "g2.keras"):
         shutil.copyfile(first_layer / name, out / name)
