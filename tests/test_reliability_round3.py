@@ -265,3 +265,125 @@ def test_the_package_exports_its_everyday_names_without_importing_tensorflow():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+# ----------------------------------------------------------------------------- 10. the review: mixed precision, build
+
+@pytest.fixture
+def mixed_bfloat16():
+    """The global dtype policy ``mixed_bfloat16`` for one test, float32 again after it."""
+    import keras
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_under_mixed_bfloat16_the_spectral_norm_output_conv_and_linear_unit_compute_in_float32(mixed_bfloat16):
+    import tensorflow as tf
+
+    from tf_twogan.models import Discriminator, Generator, WeightSpectralNorm
+
+    generator = Generator(widths=(4, 4, 4, 4), spectral_norm=True)
+    discriminator = Discriminator(widths=(4, 4), spectral_norm=True, input_size=16)
+    generator.build(), discriminator.build()
+    for wrapper in (generator.output_conv, discriminator.linear):
+        assert isinstance(wrapper, WeightSpectralNorm)
+        assert (wrapper.compute_dtype, wrapper.layer.compute_dtype) == ("float32", "float32"), wrapper.name
+    assert generator.hidden_layers[0].compute_dtype == "bfloat16"  # the rest stays mixed
+    images = tf.random.stateless_uniform((2, 16, 16, 2), seed=(1, 2), minval=-1, maxval=1)
+    hidden = images
+    for layer in generator.hidden_layers:
+        hidden = layer(hidden)
+    assert hidden.dtype == tf.bfloat16
+    assert generator.output_conv(hidden).dtype == tf.float32
+    assert generator(images).dtype == tf.float32
+    assert discriminator(images[..., :1]).dtype == tf.float32
+
+
+def test_a_discriminator_is_built_by_a_symbolic_call_and_exports(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from tf_twogan.models import Discriminator
+
+    discriminator = Discriminator(widths=(4, 4), input_size=16)
+    discriminator.build((None, 16, 16, 1))  # as AdversarialPair.build does
+    assert discriminator.built and all(layer.built for layer in discriminator.layers)
+    discriminator.export(str(tmp_path / "d"), verbose=False)  # refused for a model Keras considers never called
+    assert tuple(discriminator(keras.KerasTensor((None, 16, 16, 1))).shape) == (None, 1)
+    loaded = tf.saved_model.load(str(tmp_path / "d"))  # kept: its variables die with it
+    served = loaded.serve(tf.ones((2, 16, 16, 1)))
+    np.testing.assert_allclose(np.asarray(served), np.asarray(discriminator(tf.ones((2, 16, 16, 1)))), rtol=1e-5)
+
+
+def _open_files_under(folder: Path) -> list[str]:
+    """Paths under ``folder`` that this process holds open (from /proc/self/fd)."""
+    opened = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # closed meanwhile (the listing's own descriptor)
+            continue
+        if target.startswith(str(folder)):
+            opened.append(target)
+    return opened
+
+
+def open_files_at_train_end(folder: Path):
+    """A callback, last in the trainer's list, that records the files under ``folder`` still open when fit ends."""
+    import keras
+
+    class Recorder(keras.callbacks.Callback):
+        files: list[str] | None = None
+
+        def on_train_end(self, logs=None):
+            self.files = _open_files_under(folder)
+
+    return Recorder()
+
+
+@pytest.fixture(scope="module")
+def mixed_bfloat16_gan1(mini_store, tmp_path_factory):
+    """GAN 1 at tiny widths with spectral norm, trained 3 steps in ``mixed_bfloat16`` by the real trainer."""
+    import keras
+
+    from helpers import tiny_training_config
+    from tf_twogan.gan import GAN1
+    from tf_twogan.training import configure_runtime, open_run_folder, train_pair
+
+    config = tiny_training_config(batch_size=4, epochs=1, steps_per_epoch=3, seed=1, precision="mixed_bfloat16").replace(
+        generator={"spectral_norm": True}, discriminator={"spectral_norm": True})
+    run = open_run_folder(tmp_path_factory.mktemp("mixed") / "run", config)
+    configure_runtime(1, "mixed_bfloat16")
+    at_end = open_files_at_train_end(run.root)
+    try:
+        pair = train_pair(run, mini_store, config, GAN1, verbose=0, callbacks=[at_end])
+        yield run, pair, at_end.files
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_a_tiny_training_in_mixed_bfloat16_has_finite_losses_float32_weights_and_float32_outputs(mixed_bfloat16_gan1):
+    import tensorflow as tf
+
+    from helpers import read_csv
+    from tf_twogan.gan import GAN1
+
+    run, pair, _ = mixed_bfloat16_gan1
+    (row,) = read_csv(run.history(GAN1))
+    for name in ("d_loss", "g_loss", "g_adversarial", "g_content"):
+        assert np.isfinite(float(row[name])), name
+    for network in (pair.generator, pair.discriminator):
+        assert {variable.dtype for variable in network.weights} == {"float32"}, network.name
+    patches = tf.zeros((1, 16, 16, 2))
+    assert pair.generator(patches).dtype == tf.float32
+    assert pair.discriminator(tf.zeros((1, pair.discriminator.input_size, pair.discriminator.input_size, 1))).dtype == tf.float32
+
+
+def test_the_trainer_leaves_no_tensorboard_event_file_open(mixed_bfloat16_gan1):
+    run, _, still_open = mixed_bfloat16_gan1
+    assert any(run.root.glob("logs/**/samples/events.out.tfevents.*")), "the sample writer wrote nothing"
+    assert still_open == []

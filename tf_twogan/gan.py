@@ -152,8 +152,9 @@ class AdversarialPair(keras.Model):
         return self.generator(inputs, training=training)
 
     def build(self, input_shape: Any = None) -> None:
-        self.generator.build()
-        self.discriminator.build()
+        # shapes stated, so that Keras records them and saved networks export (Generator.build)
+        self.generator.build((None, None, None, self.generator.input_channels))
+        self.discriminator.build((None, self.discriminator.input_size, self.discriminator.input_size, 1))
         self.built = True
 
     def _labels(self, label: LabelRange, batch: int | tf.Tensor) -> tf.Tensor | float:

@@ -117,10 +117,12 @@ def conv_weights(layer: layers.Layer) -> tuple[np.ndarray, np.ndarray | None]:
     return np.asarray(kernel), (np.asarray(conv.bias) if conv.use_bias else None)
 
 
-def _conv(filters: int, kernel_size: int, strides: int, use_bias: bool, spectral_norm: bool, name: str, **kwargs: Any) -> layers.Layer:
+def _conv(filters: int, kernel_size: int, strides: int, use_bias: bool, spectral_norm: bool, name: str,
+          dtype: str | None = None) -> layers.Layer:
+    """A valid conv, wrapped in spectral norm if asked; ``dtype`` (e.g. float32 under mixed precision) for both."""
     conv = layers.Conv2D(filters, kernel_size, strides=strides, padding="valid", use_bias=use_bias,
-                         kernel_initializer=keras.initializers.TruncatedNormal(stddev=1e-3), name=name, **kwargs)
-    return WeightSpectralNorm(conv, name=f"{name}_sn") if spectral_norm else conv
+                         kernel_initializer=keras.initializers.TruncatedNormal(stddev=1e-3), name=name, dtype=dtype)
+    return WeightSpectralNorm(conv, name=f"{name}_sn", dtype=dtype) if spectral_norm else conv
 
 
 @keras.saving.register_keras_serializable(package="tf_twogan")
@@ -282,7 +284,7 @@ class Discriminator(keras.Model):
             self.hidden_layers.append(layers.LeakyReLU(negative_slope=leaky_slope, name=f"lrelu{index + 1}"))
         self.flatten = layers.Flatten(name="flatten")
         dense = layers.Dense(1, name="linear", dtype="float32")
-        self.linear = WeightSpectralNorm(dense, name="linear_sn") if spectral_norm else dense
+        self.linear = WeightSpectralNorm(dense, name="linear_sn", dtype="float32") if spectral_norm else dense
 
     @classmethod
     def from_settings(cls, settings: DiscriminatorConfig, input_size: int = 128, **kwargs: Any) -> "Discriminator":
@@ -295,8 +297,18 @@ class Discriminator(keras.Model):
         return self.linear(self.flatten(x), training=training)
 
     def build(self, input_shape: Any = None) -> None:
-        self.call(ops.zeros((1, self.input_size, self.input_size, 1)))
+        """Build every layer from shapes, then call the model once on a symbolic input (as :meth:`Generator.build`)."""
+        shape = (None, self.input_size, self.input_size, 1)
+        for layer in (*self.hidden_layers, self.flatten, self.linear):
+            if not layer.built:
+                layer.build(shape)
+            shape = layer.compute_output_shape(shape)
         self.built = True
+        self(keras.KerasTensor((None, self.input_size, self.input_size, 1)))
+
+    def build_from_config(self, config: dict[str, Any]) -> None:
+        """Build with the input shape stated (as :meth:`Generator.build_from_config`), so a loaded one exports."""
+        self.build(tuple(config.get("input_shape") or (None, self.input_size, self.input_size, 1)))
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
