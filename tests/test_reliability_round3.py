@@ -387,3 +387,137 @@ def test_the_trainer_leaves_no_tensorboard_event_file_open(mixed_bfloat16_gan1):
     run, _, still_open = mixed_bfloat16_gan1
     assert any(run.root.glob("logs/**/samples/events.out.tfevents.*")), "the sample writer wrote nothing"
     assert still_open == []
+
+
+# ----------------------------------------------------------------------------- 8. evaluate: memory by workers x pixels
+
+def _evaluation_folders(root: Path, sizes: dict[str, int]) -> tuple[Path, Path, Path]:
+    """``ir``, ``vis`` and one ``fused`` folder of square gray pairs named and sized by ``sizes`` (side in pixels)."""
+    from test_reliability import write_png
+
+    folders = tuple(root / kind for kind in ("ir", "vis", "fused"))
+    for name, side in sizes.items():
+        ramp = np.add.outer(np.arange(side), 2 * np.arange(side))
+        for shift, folder in enumerate(folders):
+            write_png(folder / f"{name}.png", ((ramp + 40 * shift) % 256).astype(np.uint8))
+    return folders
+
+
+def test_evaluate_scores_fewer_pairs_at_once_when_they_exceed_the_pixel_budget(tmp_path):
+    from tf_twogan.evaluate import evaluate_folders
+
+    ir, vis, fused = _evaluation_folders(tmp_path, {str(n): 60 for n in range(6)})  # 3600 pixels a pair
+    one_at_a_time = evaluate_folders(ir, vis, fused, tmp_path / "small", metrics="EN,SD", progress=False, workers=3,
+                                     pixel_budget=5000)
+    assert one_at_a_time.peak_pairs == 1  # two pairs (7200 pixels) never held at once
+    wide = evaluate_folders(ir, vis, fused, tmp_path / "wide", metrics="EN,SD", progress=False, workers=3,
+                            pixel_budget=11_000)
+    assert 1 <= wide.peak_pairs <= 3
+    assert wide.means == one_at_a_time.means
+
+
+def test_the_pixel_budget_admits_pairs_in_order_and_together_only_while_they_fit():
+    import threading
+
+    from tf_twogan.evaluate import PixelBudget
+
+    budget = PixelBudget(100)
+    both_in = threading.Barrier(2, timeout=30)  # broken (an error) if the two cannot be inside at once
+    entered = []
+
+    def score(ticket: int, pixels: int, meet: bool) -> None:
+        with budget.hold(ticket, pixels):
+            entered.append(ticket)
+            if meet:
+                both_in.wait()
+
+    threads = [threading.Thread(target=score, args=(ticket, 50, True)) for ticket in (1, 0)]  # started out of order
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert entered == [0, 1] and budget.peak_pairs == 2 and not both_in.broken
+    large = [threading.Thread(target=score, args=(ticket, 150, False)) for ticket in (2, 3)]  # each alone over the budget
+    for thread in large:
+        thread.start()
+    for thread in large:
+        thread.join()
+    assert entered == [0, 1, 2, 3] and budget.peak_pairs == 2
+
+
+_OUT_OF_MEMORY = """
+import resource, sys
+import tf_twogan.cli, tf_twogan.evaluate, tf_twogan.metrics, tf_twogan.console
+import PIL.Image, imageio.v3, imageio.plugins.pillow  # their libraries mapped before the limit
+size = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
+resource.setrlimit(resource.RLIMIT_AS, (size + 150 * 2 ** 20,) * 2)  # 150 MiB more address space than now
+sys.exit(tf_twogan.cli.main(sys.argv[1:]))
+"""
+
+
+def test_evaluate_out_of_memory_is_one_line_naming_the_pair(tmp_path):
+    ir, vis, fused = _evaluation_folders(tmp_path, {"big": 2000})  # 4 megapixels: about 480 MB to score
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-c", _OUT_OF_MEMORY, "evaluate", "--ir", str(ir), "--vis", str(vis),
+                           "--fused", str(fused), "--out", str(out), "--quiet", "--workers", "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert_one_line_error(done.returncode, done.stderr, "evaluate", str(ir / "big.png"), "out of memory", "pair big")
+    assert files_under(out) == set()
+
+
+# ----------------------------------------------------------------------------- minor: large and multi-page images
+
+def _png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG of ``width`` x ``height`` gray pixels as far as its header goes (no pixel data: nothing to decode)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("command", ["fuse", "evaluate"])
+def test_a_400_megapixel_image_is_refused_as_too_large_naming_the_limit(command, tiny_checkpoint, tmp_path, capsys):
+    from test_reliability import write_png
+
+    big = _png_header_only(tmp_path / "ir" / "a.png" if command == "evaluate" else tmp_path / "a.png", 20000, 20000)
+    if command == "fuse":
+        write_png(tmp_path / "b.png", np.zeros((40, 40), np.uint8))
+        argv = ["fuse", "--ir", str(big), "--vis", str(tmp_path / "b.png"), "--out", str(tmp_path / "out" / "f.png"),
+                "--checkpoint", str(tiny_checkpoint)]
+        limit = "178 megapixels the image reader accepts"  # Pillow's decompression-bomb limit; fuse tiles below it
+    else:
+        for kind in ("vis", "fused"):
+            write_png(tmp_path / kind / "a.png", np.zeros((40, 40), np.uint8))
+        argv = ["evaluate", "--ir", str(tmp_path / "ir"), "--vis", str(tmp_path / "vis"), "--fused", str(tmp_path / "fused"),
+                "--out", str(tmp_path / "out"), "--quiet"]
+        limit = "50 megapixels this command holds in memory"
+    code, err = run_cli(argv, capsys)
+    assert_one_line_error(code, err, command, str(big), "image of 400 megapixels is larger than the", limit)
+    assert "damaged" not in err
+    assert files_under(tmp_path / "out") == set()
+
+
+def test_a_multi_page_tiff_is_refused_from_its_header(tmp_path, capsys):
+    from PIL import Image
+
+    from tf_twogan.images import image_size
+
+    pages = [Image.fromarray(np.full((30, 40), 50 * k, np.uint8)) for k in range(5)]
+    stack = tmp_path / "ir" / "a.tif"
+    stack.parent.mkdir()
+    pages[0].save(stack, save_all=True, append_images=pages[1:])
+    with pytest.raises(ValueError, match="holds 5 images"):
+        image_size(stack)  # from the header: nothing decoded
+    for kind in ("vis", "fused"):
+        (tmp_path / kind).mkdir()
+        pages[0].save(tmp_path / kind / "a.png")
+    code, err = run_cli(["evaluate", "--ir", str(tmp_path / "ir"), "--vis", str(tmp_path / "vis"),
+                         "--fused", str(tmp_path / "fused"), "--out", str(tmp_path / "out"), "--quiet"], capsys)
+    assert_one_line_error(code, err, "evaluate", str(stack), "holds 5 images (pages or frames); expected a single image")

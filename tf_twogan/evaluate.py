@@ -22,21 +22,22 @@ import csv
 import io
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from tf_twogan import metrics as M
 from tf_twogan.atomic import atomic_write
 from tf_twogan.config import ConfigError
-from tf_twogan.images import (MAX_PIXELS, ImageError, list_images, natural_key, pair_folders, read_image, to_gray_uint8,
-                              to_unit_scale)
+from tf_twogan.images import (MAX_PIXELS, ImageError, image_size, list_images, natural_key, pair_folders, read_image,
+                              to_gray_uint8, to_unit_scale)
 
-__all__ = ["EvaluationResult", "evaluate_folders", "evaluate_vifb_style", "LOWER_IS_BETTER"]
+__all__ = ["EvaluationResult", "PixelBudget", "evaluate_folders", "evaluate_vifb_style", "LOWER_IS_BETTER"]
 
 # every other metric is better when higher
 LOWER_IS_BETTER = frozenset({"RMSE", "CE"})
@@ -57,6 +58,7 @@ class EvaluationResult:
     means: dict[str, dict[str, float]]
     files: dict[str, Path] = field(default_factory=dict)
     color: str = "gray"
+    peak_pairs: int = 0  # the most pairs scored at once (workers, fewer for large pairs: PixelBudget)
 
     @property
     def methods(self) -> tuple[str, ...]:
@@ -85,6 +87,7 @@ def evaluate_folders(
     pairs: Iterable[str] | None = None,
     workers: int | None = None,
     method_names: Sequence[str | None] | None = None,
+    pixel_budget: int = MAX_PIXELS,
 ) -> EvaluationResult:
     """Score every fused folder against the source pairs; write the tables and plot.
 
@@ -99,9 +102,10 @@ def evaluate_folders(
     :func:`tf_twogan.metrics.evaluate`.  ``color="gray"`` (default) scores the
     gray images (RGB -> rounded BT.601 luma); ``color="channels"`` scores colour
     fused images per channel and averages, as VIFB's own tables do.  ``workers``:
-    pairs scored at once, each in a thread (default: :func:`default_workers`); the
-    scores do not depend on it.  Raises :class:`ImageError` naming
-    the files for missing counterparts and mismatched sizes.
+    pairs scored at once, each in a thread (default: :func:`default_workers`), fewer
+    while the pairs being scored would hold more than ``pixel_budget`` pixels
+    (:class:`PixelBudget`); the scores do not depend on either.  Raises :class:`ImageError` naming
+    the files for missing counterparts and mismatched sizes, and the pair that ran out of memory.
     """
     if isinstance(fused_dirs, (str, os.PathLike)):
         fused_dirs = [fused_dirs]
@@ -116,7 +120,7 @@ def evaluate_folders(
     if duplicates:
         raise ConfigError(f"fused folders must have distinct names (they name the methods): {', '.join(duplicates)}")
     methods = {name: list_images(folder) for name, folder in zip(names, folders)}
-    return _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, color, pairs, workers)
+    return _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, color, pairs, workers, pixel_budget)
 
 
 def evaluate_vifb_style(
@@ -130,6 +134,7 @@ def evaluate_vifb_style(
     methods: Iterable[str] | None = None,
     color: str = "gray",
     workers: int | None = None,
+    pixel_budget: int = MAX_PIXELS,
 ) -> EvaluationResult:
     """Like :func:`evaluate_folders` for one folder of ``<stem>_<method>.<ext>`` files.
 
@@ -159,7 +164,7 @@ def evaluate_vifb_style(
         if missing:
             raise ImageError(f"{fused_dir}: no fused images for method(s) {', '.join(missing)}")
     return _evaluate(ir_dir, vis_dir, {m: grouped[m] for m in order}, out_dir, metrics, convention, progress, color,
-                     workers=workers)
+                     workers=workers, pixel_budget=pixel_budget)
 
 
 # ----------------------------------------------------------------------------
@@ -192,8 +197,49 @@ def _read_as_stored(path: Path) -> np.ndarray:
     return to_unit_scale(image) if image.dtype == np.uint16 else image
 
 
+class PixelBudget:
+    """Admits pairs to scoring in order while the pairs being scored hold at most ``limit`` pixels.
+
+    Scoring holds about 120 bytes per pixel (the images and the metrics' float
+    copies), so ``workers`` threads on large pairs exhausted memory that one pair
+    at a time fits in (two 49-megapixel pairs: 11.8 GB).  A pair larger than the
+    limit is scored alone.  ``peak_pairs`` is the most pairs admitted at once.
+    """
+
+    def __init__(self, limit: int) -> None:
+        if type(limit) is not int or limit < 1:
+            raise ConfigError(f"pixel_budget must be a positive integer, got {limit!r}")
+        self.limit, self.peak_pairs = limit, 0
+        self._pixels = self._pairs = self._next = 0
+        self._condition = threading.Condition()
+
+    @contextmanager
+    def hold(self, ticket: int, pixels: int) -> Iterator[None]:
+        """Wait until pair number ``ticket`` (0, 1, ... in order) fits, hold its ``pixels`` meanwhile."""
+        with self._condition:
+            self._condition.wait_for(lambda: self._next == ticket and (
+                self._pairs == 0 or self._pixels + pixels <= self.limit))
+            self._next += 1
+            self._pixels, self._pairs = self._pixels + pixels, self._pairs + 1
+            self.peak_pairs = max(self.peak_pairs, self._pairs)
+            self._condition.notify_all()
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._pixels, self._pairs = self._pixels - pixels, self._pairs - 1
+                self._condition.notify_all()
+
+
+def _pair_pixels(path: Path, budget: int) -> int:
+    """The pixels of a pair from its infrared image's header; the whole budget where the header is unreadable."""
+    size = image_size(path, MAX_PIXELS)
+    return size[0] * size[1] if size else budget
+
+
 def _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, color="gray",
-              pairs: Iterable[str] | None = None, workers: int | None = None) -> EvaluationResult:
+              pairs: Iterable[str] | None = None, workers: int | None = None,
+              pixel_budget: int = MAX_PIXELS) -> EvaluationResult:
     from .console import tqdm
 
     names = M.metric_names(metrics)
@@ -203,6 +249,7 @@ def _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, 
         raise ConfigError(f"color must be one of {M.COLORS}, got {color!r}")
     if workers is not None and (type(workers) is not int or workers < 1):
         raise ConfigError(f"workers must be a positive integer, got {workers!r}")
+    budget = PixelBudget(pixel_budget)
     read = _read_gray if color == "gray" else _read_as_stored
     # every fused image needs both sources (names: the fused images, in natural order)
     sources = pair_folders(ir_dir, vis_dir, names=_fused_stems(methods, pairs))
@@ -211,9 +258,19 @@ def _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, 
         if Path(out_dir).resolve() == Path(folder).resolve():
             raise ImageError(f"{out_dir}: is an input folder; choose another output folder")
 
-    def score_pair(source: tuple[str, Path, Path]) -> dict[str, dict[str, float]]:
+    def score_pair(ticket: int) -> dict[str, dict[str, float]]:
+        """Every method's scores of pair number ``ticket`` within the pixel budget; out of memory as an ImageError."""
+        stem, ir_path, vis_path = sources[ticket]
+        pixels = _pair_pixels(ir_path, budget.limit)
+        with budget.hold(ticket, pixels):
+            try:
+                return scores_of(stem, ir_path, vis_path)
+            except MemoryError:
+                raise ImageError(f"{ir_path}, {vis_path}: out of memory scoring pair {stem} ({pixels / 1e6:.1f} "
+                                 "megapixels); free memory, or score one pair at a time (--workers 1)") from None
+
+    def scores_of(stem: str, ir_path: Path, vis_path: Path) -> dict[str, dict[str, float]]:
         """Every method's scores of one pair (its sources read once)."""
-        stem, ir_path, vis_path = source
         ir, vis = read(ir_path), read(vis_path)
         if ir.shape[:2] != vis.shape[:2]:
             raise ImageError(f"sizes differ: {ir_path} is {ir.shape[:2]}, {vis_path} is {vis.shape[:2]}")
@@ -234,7 +291,7 @@ def _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, 
     # numpy and scipy release the GIL inside their loops, so threads score pairs side by side
     pool = ThreadPoolExecutor(max_workers=workers or default_workers())
     try:
-        for (stem, _, _), scores in zip(sources, pool.map(score_pair, sources)):  # in order: the first bad pair is named
+        for (stem, _, _), scores in zip(sources, pool.map(score_pair, range(len(sources)))):  # in order: the first bad pair is named
             for method, row in scores.items():
                 per_image[method][stem] = row
             bar.update(len(methods))
@@ -242,7 +299,7 @@ def _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, 
         pool.shutdown(cancel_futures=True)  # after an error: the pairs not started are dropped
         bar.close()
     means = {m: {k: _over_defined(np.mean, [row[k] for row in per_image[m].values()]) for k in names} for m in methods}
-    result = EvaluationResult(tuple(names), convention, per_image, means, color=color)
+    result = EvaluationResult(tuple(names), convention, per_image, means, color=color, peak_pairs=budget.peak_pairs)
     result.files.update(write_outputs(result, out_dir))
     return result
 
@@ -257,7 +314,7 @@ def default_workers() -> int:
     text = os.environ.get("TWOGAN_EVALUATE_WORKERS")
     if text is None:
         return len(os.sched_getaffinity(0))
-    if not text.strip().isdigit() or int(text) < 1:
+    if not (text.strip().isascii() and text.strip().isdigit()) or int(text) < 1:  # int() refuses '²'
         raise ConfigError(f"TWOGAN_EVALUATE_WORKERS must be a positive integer, got {text!r}")
     return int(text)
 

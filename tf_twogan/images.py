@@ -6,6 +6,7 @@ is an :class:`ImageError` whose message names the file and the problem.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Iterable
@@ -47,8 +48,10 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.nda
     import imageio.v3 as iio
 
     path = check_input_file(path, "an image file")
-    if max_pixels is not None:
-        _check_pixel_budget(path, max_pixels)
+    size = image_size(path, max_pixels)
+    if max_pixels is not None and size is not None and size[0] * size[1] > max_pixels:
+        raise ImageError(f"{path}: image of {size[0]}x{size[1]} pixels is larger than the {max_pixels // 1_000_000} "
+                         "megapixels this command holds in memory; crop or downscale it")
     try:
         image = _read_with_pillow_fixes(path)
         if image is None:
@@ -94,18 +97,32 @@ def _float_to_255(image: np.ndarray, path: Path) -> np.ndarray:
     return image * image.dtype.type(255) if high <= 1 else image
 
 
-def _check_pixel_budget(path: Path, max_pixels: int) -> None:
-    """Refuse an image of more than ``max_pixels`` pixels from its header (nothing decoded)."""
+def image_size(path: str | os.PathLike, max_pixels: int | None = None) -> tuple[int, int] | None:
+    """(width, height) from the file's header, nothing decoded; None where Pillow cannot open the file.
+
+    Refuses, with an :class:`ImageError`, a file of several pages or frames (a
+    multi-page TIFF was decoded whole before it was refused) and an image above
+    Pillow's decompression-bomb limit (it was reported as damaged), naming
+    ``max_pixels`` if given, else that limit.
+    """
     from PIL import Image
 
     try:
         with Image.open(path) as opened:
             width, height = opened.size
-    except Exception:  # not readable by Pillow: the decoder below names the problem
-        return
-    if width * height > max_pixels:
-        raise ImageError(f"{path}: image of {width}x{height} pixels is larger than the {max_pixels // 1_000_000} "
-                         "megapixels this command holds in memory; crop or downscale it")
+            frames = getattr(opened, "n_frames", 1)
+    except Image.DecompressionBombError as error:
+        limit = max_pixels or 2 * Image.MAX_IMAGE_PIXELS  # Pillow refuses twice its warning threshold
+        stated = re.search(r"\((\d+) pixels\)", str(error))
+        size = f"of {int(stated.group(1)) / 1e6:.0f} megapixels " if stated else ""
+        raise ImageError(f"{path}: image {size}is larger than the {limit // 1_000_000} megapixels "
+                         f"{'this command holds in memory' if max_pixels else 'the image reader accepts'}; "
+                         "crop or downscale it") from None
+    except Exception:  # not readable by Pillow: the decoder names the problem
+        return None
+    if frames > 1:
+        raise ImageError(f"{path}: holds {frames} images (pages or frames); expected a single image")
+    return width, height
 
 
 def _read_with_pillow_fixes(path: Path) -> np.ndarray | None:
