@@ -201,6 +201,78 @@ def test_multiworker_without_a_usable_cluster_is_one_line_before_the_run_folder(
     assert not (tmp_path / "run").exists()
 
 
+def _free_ports(count: int) -> list[int]:
+    """Ports nothing listens on now (bound, read and released)."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def _multiworker_train(store: Path, out: Path, config: Path, timeout: str) -> subprocess.Popen:
+    """``twogan train --strategy multiworker`` as worker 0 of two on localhost; nothing listens at the other's port."""
+    own, peer = _free_ports(2)
+    tf_config = {"cluster": {"worker": [f"127.0.0.1:{own}", f"127.0.0.1:{peer}"]}, "task": {"type": "worker", "index": 0}}
+    env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "TWOGAN_CLUSTER_TIMEOUT": timeout,
+           "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    process = subprocess.Popen([sys.executable, "-m", "tf_twogan.cli", "train", "--store", str(store), "--out", str(out),
+                                "--config", str(config), "--strategy", "multiworker", "--quiet"],
+                               env=env, stderr=subprocess.PIPE, text=True)
+    process.peer = f"127.0.0.1:{peer}"
+    return process
+
+
+@pytest.fixture
+def watchdog():
+    """``watchdog(process)`` kills it after 60 s (before the fix it hung for good), and at the end of the test."""
+    import threading
+
+    timers = []
+
+    def watch(process: subprocess.Popen) -> subprocess.Popen:
+        timers.append((threading.Timer(60, process.kill), process))
+        timers[-1][0].start()
+        return process
+
+    yield watch
+    for timer, process in timers:
+        timer.cancel()
+        process.kill()
+        process.wait()
+
+
+def test_multiworker_with_an_unreachable_peer_gives_up_after_the_timeout_naming_it(mini_store, tmp_path, watchdog):
+    from helpers import TINY_CHAIN
+
+    process = watchdog(_multiworker_train(mini_store, tmp_path / "run", TINY_CHAIN.to_json(tmp_path / "config.json"), "2"))
+    _, err = process.communicate()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert process.returncode == 2 and "Traceback" not in err, err[-2000:]
+    assert lines[-1].startswith("twogan train: error: --strategy multiworker: worker(s) " + process.peer), lines
+    assert "not reachable after 2 s" in lines[-1]
+    assert not (tmp_path / "run").exists()
+
+
+def test_multiworker_waiting_for_its_peers_stops_on_sigterm(mini_store, tmp_path, watchdog):
+    import signal
+
+    from helpers import TINY_CHAIN
+
+    process = watchdog(_multiworker_train(mini_store, tmp_path / "run", TINY_CHAIN.to_json(tmp_path / "config.json"), "120"))
+    waiting = process.stderr.readline()  # said once the first look finds a peer missing
+    assert waiting.startswith("waiting up to 120 s for worker(s) " + process.peer), waiting
+    process.send_signal(signal.SIGTERM)
+    rest = process.stderr.read()
+    assert process.wait() == 130, rest
+    assert rest.startswith("twogan train: interrupted") and "Traceback" not in rest, rest
+    assert not (tmp_path / "run").exists()
+
+
 # ----------------------------------------------------------------------------- 7. --resize-vis with float or 16-bit colour
 
 def test_resize_box_of_a_float_rgb_image_is_the_mean_of_each_block():
