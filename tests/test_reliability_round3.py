@@ -593,3 +593,129 @@ def test_a_multi_page_tiff_is_refused_from_its_header(tmp_path, capsys):
     code, err = run_cli(["evaluate", "--ir", str(tmp_path / "ir"), "--vis", str(tmp_path / "vis"),
                          "--fused", str(tmp_path / "fused"), "--out", str(tmp_path / "out"), "--quiet"], capsys)
     assert_one_line_error(code, err, "evaluate", str(stack), "holds 5 images (pages or frames); expected a single image")
+
+
+# ----------------------------------------------------------------------------- minor: leftovers, names, messages, demo
+
+def _dead_pid() -> int:
+    done = subprocess.Popen(["true"])
+    done.wait()
+    return done.pid
+
+
+@pytest.mark.parametrize("command", ["prepare", "fuse video"])
+def test_a_rerun_removes_the_temporary_a_killed_run_left_and_nothing_else(command, tiny_checkpoint, tmp_path, capsys):
+    from helpers import TNO
+    from tf_twogan.locking import lock_file
+
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    if command == "prepare":
+        target = out_dir / "store.h5"
+        for kind in ("ir", "vis"):  # two small pairs
+            (tmp_path / kind).mkdir()
+            for name in ("2", "24"):
+                source = next((TNO / kind).glob(f"{name}.*"))
+                (tmp_path / kind / source.name).write_bytes(source.read_bytes())
+        argv = ["prepare", "--ir", str(tmp_path / "ir"), "--vis", str(tmp_path / "vis"), "--out", str(target),
+                "--stride", "100", "--quiet"]
+    else:
+        from test_video import make_pair
+
+        target = out_dir / "fused.mkv"
+        ir, vis = make_pair(tmp_path / "in", "gray", suffix=".mkv")
+        argv = ["fuse", "--ir", str(ir), "--vis", str(vis), "--out", str(target), "--checkpoint", str(tiny_checkpoint),
+                "--codec", "ffv1"]
+    dead = _dead_pid()
+    stale = out_dir / f".twogan-tmp.{dead}.k1ll3d_x.{target.name}"  # as a SIGTERM'd run leaves it (150 MB for TNO)
+    kept = {
+        "live writer": out_dir / f".twogan-tmp.{os.getpid()}.l1vewr1t.{target.name}",
+        "locked by a live process": out_dir / f".twogan-tmp.{dead}.l0ck3d_x.{target.name}",
+        "another output's": out_dir / f".twogan-tmp.{dead}.0th3r_xx.notes.h5",
+        "the user's": out_dir / f".{target.name}.tmp",
+    }
+    for path in (stale, *kept.values()):
+        path.write_bytes(b"partial")
+    held = os.open(kept["locked by a live process"], os.O_RDWR)  # a writer in another pid namespace, say
+    try:
+        assert lock_file(held)
+        code, err = run_cli(argv, capsys)
+    finally:
+        os.close(held)
+    assert code == 0, err
+    assert not stale.exists()
+    assert {name: path.read_bytes() for name, path in kept.items()} == {name: b"partial" for name in kept}
+    assert target.is_file()
+
+
+def test_an_output_name_as_long_as_the_file_system_allows_is_written(tiny_checkpoint, tmp_path, capsys):
+    from test_reliability import write_png
+
+    limit = os.pathconf(tmp_path, "PC_NAME_MAX")
+    out = tmp_path / ("f" * (limit - 4) + ".png")  # 255 bytes: the temporary prefix left no room before
+    write_png(tmp_path / "ir.png", np.full((24, 24), 90, np.uint8))
+    write_png(tmp_path / "vis.png", np.full((24, 24), 160, np.uint8))
+    code, err = run_cli(["fuse", "--ir", str(tmp_path / "ir.png"), "--vis", str(tmp_path / "vis.png"), "--out", str(out),
+                         "--checkpoint", str(tiny_checkpoint)], capsys)
+    assert code == 0, err
+    assert out.is_file() and files_under(tmp_path) == {tmp_path / "ir.png", tmp_path / "vis.png", out}
+
+
+def test_a_folder_that_is_a_file_is_named_without_errno(tmp_path, capsys):
+    from test_reliability import write_png
+
+    write_png(tmp_path / "ir" / "a.png", np.full((24, 24), 90, np.uint8))
+    write_png(tmp_path / "vis" / "a.png", np.full((24, 24), 160, np.uint8))
+    (tmp_path / "taken").write_text("the user's")
+    code, err = run_cli(["evaluate", "--ir", str(tmp_path / "ir"), "--vis", str(tmp_path / "vis"),
+                         "--fused", str(tmp_path / "vis"), "--out", str(tmp_path / "taken" / "scores"), "--quiet"], capsys)
+    assert_one_line_error(code, err, "evaluate", f"{tmp_path / 'taken'}: is a file, where a folder is needed")
+    assert "Errno" not in err and (tmp_path / "taken").read_text() == "the user's"
+
+
+@pytest.mark.parametrize("command", ["prepare", "evaluate"])
+def test_a_folder_where_an_output_file_goes_is_named_not_its_temporary(command, tmp_path, capsys):
+    from helpers import TNO
+    from test_reliability import write_png
+
+    if command == "prepare":
+        for kind in ("ir", "vis"):
+            source = next((TNO / kind).glob("2.*"))
+            (tmp_path / kind).mkdir()
+            (tmp_path / kind / source.name).write_bytes(source.read_bytes())
+        blocked = tmp_path / "out" / "store.h5"  # renaming the written store onto it fails
+        argv = ["prepare", "--ir", str(tmp_path / "ir"), "--vis", str(tmp_path / "vis"), "--out", str(blocked), "--quiet"]
+        problem = "cannot be written: Is a directory"
+    else:
+        write_png(tmp_path / "ir" / "a.png", np.full((24, 24), 90, np.uint8))
+        write_png(tmp_path / "vis" / "a.png", np.full((24, 24), 160, np.uint8))
+        blocked = tmp_path / "out" / "metrics_mean.csv"  # one of four tables: none may be written
+        argv = ["evaluate", "--ir", str(tmp_path / "ir"), "--vis", str(tmp_path / "vis"), "--fused", str(tmp_path / "vis"),
+                "--out", str(tmp_path / "out"), "--quiet"]
+        problem = "is a folder, where this output file goes"
+    blocked.mkdir(parents=True)
+    code, err = run_cli(argv, capsys)
+    assert_one_line_error(code, err, command, f"{blocked}: {problem}")
+    assert ".twogan-tmp" not in err and "Errno" not in err
+    assert files_under(tmp_path / "out") == set()
+
+
+@pytest.mark.parametrize("version", ["²", "١", "1²"])  # superscript two, Arabic-Indic one: str.isdigit takes both
+def test_export_refuses_a_version_that_is_not_ascii_digits(version, tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "serving" / version
+    code, err = run_cli(["export", "--checkpoint", str(tiny_checkpoint), "--out", str(out)], capsys)
+    assert_one_line_error(code, err, "export", str(out), "numeric model version")
+    assert files_under(tmp_path) == set()
+
+
+def test_demo_never_replaces_a_users_metrics_md_but_replaces_its_own(tiny_checkpoint, tmp_path, capsys):
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "metrics.md").write_text("my notes\n")
+    code, err = run_cli(["demo", "--out", str(user), "--checkpoint", str(tiny_checkpoint)], capsys)
+    assert_one_line_error(code, err, "demo", str(user / "metrics.md"), "not written by twogan demo")
+    assert files_under(user) == {user / "metrics.md"} and (user / "metrics.md").read_text() == "my notes\n"
+    demo_out = tmp_path / "demo"
+    for _ in range(2):  # the second run replaces the first one's outputs
+        assert run_cli(["demo", "--out", str(demo_out), "--checkpoint", str(tiny_checkpoint)], capsys)[0] == 0
+    assert (demo_out / "metrics.md").read_text().startswith("| image |")

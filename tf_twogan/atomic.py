@@ -25,7 +25,9 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> tuple[P
 
     The temporary is ``.twogan-tmp.<pid>.<random>.<target name>``: it ends like the
     target, so Keras (``.weights.h5``) and imageio pick the format, and
-    :mod:`tf_twogan.locking` recognises it.  ``suffix``, if given, must be an ending of
+    :mod:`tf_twogan.locking` recognises it.  Of a long target name only the end
+    that fits the folder's name limit is kept (:func:`temporary_suffix`), so every
+    name the file system takes can be written.  ``suffix``, if given, must be an ending of
     the target's name (kept for writers that insist on one).  The caller writes the
     first and ``os.replace``-s it onto the second; prefer :func:`atomic_write`, which
     also removes the temporary when the write fails.
@@ -36,12 +38,27 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> tuple[P
     if suffix is not None and not target.name.endswith(suffix):
         raise ValueError(f"{target}: the temporary ends like the target, not in {suffix!r}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=temporary_prefix(), suffix=f".{target.name}", dir=target.parent)
+    handle, temporary = tempfile.mkstemp(prefix=temporary_prefix(), suffix=temporary_suffix(target), dir=target.parent)
     os.close(handle)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would make outputs private
     return Path(temporary), target
+
+
+def temporary_suffix(target: Path) -> str:
+    """``.<target name>``, or of a name too long for a temporary (255 bytes with the prefix) its end that fits."""
+    from .locking import temporary_prefix
+
+    try:
+        limit = os.pathconf(target.parent, "PC_NAME_MAX")
+    except OSError:
+        limit = 255
+    room = limit - len(temporary_prefix()) - 8 - 1  # mkstemp's 8 random characters, the dot
+    name = target.name
+    while len(name.encode(errors="surrogateescape")) > room:
+        name = name[1:]
+    return f".{name}"
 
 
 @contextmanager
@@ -55,12 +72,19 @@ def atomic_write(target: str | os.PathLike, suffix: str | None = None) -> Iterat
         ...     temporary.write_text(table)
     """
     temporary, target = atomic_path(target, suffix)
+    from .locking import lock_file
+
+    held = os.open(temporary, os.O_RDWR)
+    lock_file(held)  # while it is written: no clean-up removes it (locking.remove_stray_temporaries)
     try:
         yield temporary
         os.replace(temporary, target)
     except OSError as error:
         if error.errno in _NO_SPACE:
             raise OutputError(f"{target}: cannot be written: {os.strerror(error.errno)} (nothing written under this name)") from None
+        if str(temporary) in (error.filename, error.filename2):  # name the file asked for, not the temporary
+            raise OutputError(f"{target}: cannot be written: {error.strerror}") from None
         raise
     finally:
         temporary.unlink(missing_ok=True)
+        os.close(held)

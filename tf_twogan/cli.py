@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 from .checkpoints import default_preset
 from .config import METHODS, PRESETS, SECOND_LAYER_INITS, SECOND_LAYER_TARGETS, ConfigError
 from .console import VERBOSE_ENV, import_tensorflow_quietly
-from .errors import TwoGanError
+from .errors import TwoGanError, one_line
 from .images import ImageError
 
 # Subcommands that import TensorFlow: it is imported up front, with its log lines hidden.
@@ -461,8 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as error:
         if args.debug:
             raise
-        message = " ".join(str(error).splitlines()) or type(error).__name__  # one line, whatever the library wrote
-        print(f"twogan {args.command}: error: {message}", file=sys.stderr)
+        print(f"twogan {args.command}: error: {one_line(error)}", file=sys.stderr)  # whatever the library wrote
         return 2
     except KeyboardInterrupt:
         print(f"twogan {args.command}: interrupted", file=sys.stderr)

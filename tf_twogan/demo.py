@@ -13,7 +13,11 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_write
+from .config import ConfigError
 from .images import natural_key, pair_folders, read_image, write_image
+
+# a file in every folder the demo writes: its outputs there are the demo's to replace
+DEMO_MARK = ".twogan-demo"
 
 
 def sample_pairs() -> list[tuple[str, Path, Path]]:
@@ -56,6 +60,18 @@ def side_by_side(rows: list[tuple[str, list[np.ndarray]]], titles: list[str], pa
     return Path(path)
 
 
+def claim_output_folder(out_dir: Path, outputs: list[Path]) -> None:
+    """Mark ``out_dir`` as the demo's, refusing it if one of ``outputs`` exists there and the demo did not write it."""
+    mark = out_dir / DEMO_MARK
+    if not mark.is_file():
+        existing = [path for path in outputs if path.exists() or path.is_symlink()]
+        if existing:
+            raise ConfigError(f"{existing[0]}: exists and was not written by twogan demo; choose another --out "
+                              "(nothing was changed)")
+    with atomic_write(mark) as temporary:
+        temporary.write_text("written by twogan demo: the next twogan demo with this --out replaces its outputs here\n")
+
+
 def _shipped_baseline():
     """``fuse(ir, vis)`` with the shipped FusionGAN baseline (gray in, uint8 gray out)."""
     from .checkpoints import checkpoint_dir
@@ -71,6 +87,9 @@ def demo(out_dir: str | os.PathLike = "twogan_demo", checkpoint: str | os.PathLi
     """Fuse the sample pairs into ``out_dir/fused/``, score them with the paper's eight
     metrics and TR (``out_dir/metrics.md``, printed) and draw ``out_dir/demo.png``.
 
+    A file of these names that an earlier demo did not write (no ``.twogan-demo`` mark
+    in ``out_dir``) is never replaced: a :class:`ConfigError` names it first.
+
     With the shipped checkpoint the figure also shows the shipped FusionGAN baseline
     (``checkpoints/fusiongan_lite``) beside ours, so the two can be compared at a glance.
 
@@ -80,10 +99,13 @@ def demo(out_dir: str | os.PathLike = "twogan_demo", checkpoint: str | os.PathLi
     from .metrics import evaluate
 
     out_dir = Path(out_dir)
+    pairs = sample_pairs()
+    claim_output_folder(out_dir, [out_dir / "metrics.md", out_dir / "demo.png",
+                                  *(out_dir / "fused" / f"{name}.png" for name, _, _ in pairs)])
     fuser = Fuser(checkpoint)
     baseline = _shipped_baseline() if checkpoint is None else None
     written, scores, rows = [], {}, []
-    for name, ir_path, vis_path in sample_pairs():
+    for name, ir_path, vis_path in pairs:
         ir, vis = read_image(ir_path), read_image(vis_path)
         fused = fuser.fuse_arrays(ir, vis, ir_label=str(ir_path), vis_label=str(vis_path))
         written.append(write_image(out_dir / "fused" / f"{name}.png", fused))

@@ -12,6 +12,10 @@ and prints one line; anything else is a bug and shows its traceback.
 """
 from __future__ import annotations
 
+import errno
+import os
+from pathlib import Path
+
 
 class TwoGanError(Exception):
     """An error in what the user gave (a path, an image, a store, a config); the message names it."""
@@ -26,3 +30,21 @@ class OutputError(OSError):
 
     An ``OSError`` (the CLI reports those in one line), not a :class:`TwoGanError`.
     """
+
+
+def one_line(error: BaseException) -> str:
+    """The message ``twogan`` prints for a user's error, on one line.
+
+    An ``OSError`` with a path becomes ``<path>: <problem>`` without Python's
+    ``[Errno N]``; a folder that cannot be made because a file has its name says so
+    (Python says ``File exists``).
+    """
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        path = os.fsdecode(error.filename)
+        if error.errno in (errno.EEXIST, errno.ENOTDIR):
+            blocking = next((part for part in (path, *map(str, Path(path).parents))
+                             if os.path.lexists(part) and not os.path.isdir(part)), None)
+            if blocking is not None:
+                return f"{blocking}: is a file, where a folder is needed"
+        return f"{path}: {error.strerror}"
+    return " ".join(str(error).splitlines()) or type(error).__name__

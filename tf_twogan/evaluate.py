@@ -34,6 +34,7 @@ import numpy as np
 from tf_twogan import metrics as M
 from tf_twogan.atomic import atomic_write
 from tf_twogan.config import ConfigError
+from tf_twogan.errors import OutputError
 from tf_twogan.images import (MAX_PIXELS, ImageError, image_size, list_images, natural_key, pair_folders, read_image,
                               to_gray_uint8, to_unit_scale)
 
@@ -404,6 +405,8 @@ def write_outputs(result: EvaluationResult, out_dir: str | os.PathLike) -> dict[
     files: dict[str, Path] = {}
     with ExitStack() as staged:
         def stage(key: str, name: str) -> Path:
+            if (out / name).is_dir():  # before any output is renamed into place
+                raise OutputError(f"{out / name}: is a folder, where this output file goes (nothing written)")
             files[key] = out / name
             return staged.enter_context(atomic_write(out / name))
 

@@ -146,7 +146,7 @@ def export_savedmodel(checkpoint: str | os.PathLike | None, out_dir: str | os.Pa
     import tensorflow as tf
 
     out_dir = Path(out_dir)
-    if not out_dir.name.isdigit():
+    if not (out_dir.name.isascii() and out_dir.name.isdigit()):  # TF Serving reads 0-9 only; str.isdigit takes '²'
         raise ExportError(f"{out_dir}: the last folder must be a numeric model version, e.g. {out_dir / '1'} "
                           "(TF Serving loads <model>/<version>/)")
     if out_dir.exists():

@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import struct
 from pathlib import Path
 
 from .errors import TwoGanError
@@ -51,21 +52,61 @@ def temporary_owner(path: str | os.PathLike) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def remove_stray_temporaries(folder: str | os.PathLike) -> list[Path]:
-    """Delete the package temporaries in ``folder`` whose writer has died; returns them.
+def remove_stray_temporaries(folder: str | os.PathLike, target: str | os.PathLike | None = None) -> list[Path]:
+    """Delete the package temporaries in ``folder`` (those of ``target`` only, if given) left by dead writers; returns them.
 
     Only names made by :func:`temporary_prefix` are candidates: a user's hidden or
-    ``.tmp`` files are never touched, nor the temporaries of a process still running.
+    ``.tmp`` files are never touched, nor the temporaries of a process still running,
+    nor one that a live process holds locked (:func:`tf_twogan.atomic.atomic_write`
+    locks its temporary while writing: a writer in another pid namespace, e.g. a
+    container sharing the folder, is recognised so).
     """
+    from .atomic import temporary_suffix
+
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    stray = [path for path in folder.iterdir()
-             if path.is_file() and not path.is_symlink() and (owner := temporary_owner(path)) is not None
-             and not pid_alive(owner)]
-    for path in stray:
+    ending = temporary_suffix(Path(folder, Path(target).name)) if target is not None else ""
+    removed = []
+    for path in folder.iterdir():
+        owner = temporary_owner(path)
+        if owner is None or not path.name.endswith(ending) or path.is_symlink() or not path.is_file() or pid_alive(owner):
+            continue
+        if _remove_unless_locked(path):
+            removed.append(path)
+    return removed
+
+
+def lock_file(fd: int) -> bool:
+    """Lock the whole file open as ``fd`` (for writing) until it is closed; False if someone else holds a lock on it.
+
+    An open-file-description lock (Linux ``F_OFD_SETLK``): unlike ``flock``, which
+    libhdf5 takes on the files it writes, the two do not conflict, and unlike a POSIX
+    ``lockf`` it is kept when the writer opens and closes the file through another
+    descriptor.  Where the system lacks it, nothing is locked (True).
+    """
+    if not hasattr(fcntl, "F_OFD_SETLK"):
+        return True
+    try:
+        fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0))
+    except (BlockingIOError, PermissionError):  # EAGAIN or EACCES: held elsewhere
+        return False
+    return True
+
+
+def _remove_unless_locked(path: Path) -> bool:
+    """Unlink ``path`` while holding its lock; False if a live process holds it (or it is gone)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        if not lock_file(fd):
+            return False
         path.unlink(missing_ok=True)
-    return stray
+        return True
+    finally:
+        os.close(fd)
 
 
 class FolderLock:

@@ -30,6 +30,7 @@ from .datasets import split_file
 from .errors import TwoGanError
 from .images import (MAX_PIXELS, ImageError, pair_folders, read_gray_uint8, refuse_output_over_inputs, require_free_space,
                      split_names)
+from .locking import remove_stray_temporaries
 
 FORMAT_NAME = "tf_twogan.patch_store"
 FORMAT_VERSION = 1
@@ -112,6 +113,7 @@ def write_patch_store(
     stored_bytes = total * patch_size * patch_size * len(kinds) + index_bytes(total)
     if keep_sources:
         stored_bytes += sum(image.nbytes for _, images in sources for image in images.values())
+    remove_stray_temporaries(Path(out).parent, out)  # a killed earlier write's (up to the store's size), before counting space
     require_free_space(out, stored_bytes + 2**20, "the uncompressed patches")
     # h5py writes through a Python file object: a full disk then raises OSError here
     # (atomic_write reports it naming the store) instead of crashing inside libhdf5.

@@ -32,8 +32,10 @@ from typing import Iterator
 
 import numpy as np
 
+from .atomic import atomic_write
 from .errors import OutputError
-from .images import ImageError, atomic_path, check_input_file, is_gray_as_rgb
+from .images import ImageError, check_input_file, is_gray_as_rgb
+from .locking import remove_stray_temporaries
 from .precision import default_precision
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
@@ -236,19 +238,16 @@ def fuse_video(ir_path: str | os.PathLike, vis_path: str | os.PathLike, out_path
         fuser = Fuser(checkpoint, precision=precision or default_precision(), tile=tile)
     from .console import tqdm
 
-    temporary, target = atomic_path(out_path)
+    remove_stray_temporaries(out_path.parent, out_path)  # a partial video of a killed earlier run
     colour = has_colour(vis_path)
-    encoder = None
-    try:
-        encoder = _Encoder(temporary, target, codec, colour, (ir.width, ir.height), ir.fps)
-        for frame in tqdm(iter_fused_frames(ir_path, vis_path, fuser), total=ir.frames, desc="fuse", unit="frame",
-                          disable=not progress):
-            encoder.send(frame)
-        encoder, finishing = None, encoder
-        finishing.finish()
-        os.replace(temporary, target)
-    finally:
-        if encoder is not None:
+    with atomic_write(out_path) as temporary:
+        encoder = _Encoder(temporary, out_path, codec, colour, (ir.width, ir.height), ir.fps)
+        try:
+            for frame in tqdm(iter_fused_frames(ir_path, vis_path, fuser), total=ir.frames, desc="fuse", unit="frame",
+                              disable=not progress):
+                encoder.send(frame)
+        except BaseException:
             encoder.abort()
-        temporary.unlink(missing_ok=True)
-    return target
+            raise
+        encoder.finish()
+    return out_path
