@@ -201,22 +201,11 @@ def test_multiworker_without_a_usable_cluster_is_one_line_before_the_run_folder(
     assert not (tmp_path / "run").exists()
 
 
-def _free_ports(count: int) -> list[int]:
-    """Ports nothing listens on now (bound, read and released)."""
-    import socket
-
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
 def _multiworker_train(store: Path, out: Path, config: Path, timeout: str) -> subprocess.Popen:
     """``twogan train --strategy multiworker`` as worker 0 of two on localhost; nothing listens at the other's port."""
-    own, peer = _free_ports(2)
+    from test_distribute import free_ports
+
+    own, peer = free_ports(2)
     tf_config = {"cluster": {"worker": [f"127.0.0.1:{own}", f"127.0.0.1:{peer}"]}, "task": {"type": "worker", "index": 0}}
     env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "TWOGAN_CLUSTER_TIMEOUT": timeout,
            "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
