@@ -576,10 +576,11 @@ def test_a_multi_page_tiff_is_refused_from_its_header(tmp_path, capsys):
     pages[0].save(stack, save_all=True, append_images=pages[1:])
     with pytest.raises(ValueError, match="holds 5 images"):
         image_size(stack)  # from the header: nothing decoded
-    for kind in ("vis", "fused"):
-        (tmp_path / kind).mkdir()
-        pages[0].save(tmp_path / kind / "a.png")
-    code, err = run_cli(["evaluate", "--ir", str(tmp_path / "ir"), "--vis", str(tmp_path / "vis"),
+    for kind in ("ir", "vis", "fused"):  # and a good pair b
+        (tmp_path / kind).mkdir(exist_ok=True)
+        for name in ("a", "b")[kind == "ir":]:
+            pages[0].save(tmp_path / kind / f"{name}.png")
+    code, err = run_cli(["evaluate", "--ir", str(tmp_path / "ir"), "--vis", str(tmp_path / "vis"), "--workers", "2",
                          "--fused", str(tmp_path / "fused"), "--out", str(tmp_path / "out"), "--quiet"], capsys)
     assert_one_line_error(code, err, "evaluate", str(stack), "holds 5 images (pages or frames); expected a single image")
 

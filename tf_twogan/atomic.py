@@ -71,9 +71,9 @@ def atomic_write(target: str | os.PathLike, suffix: str | None = None) -> Iterat
         >>> with atomic_write("out/table.md") as temporary:
         ...     temporary.write_text(table)
     """
-    temporary, target = atomic_path(target, suffix)
     from .locking import lock_file
 
+    temporary, target = atomic_path(target, suffix)
     held = os.open(temporary, os.O_RDWR)
     lock_file(held)  # while it is written: no clean-up removes it (locking.remove_stray_temporaries)
     try:

@@ -259,10 +259,13 @@ def _evaluate(ir_dir, vis_dir, methods, out_dir, metrics, convention, progress, 
         if Path(out_dir).resolve() == Path(folder).resolve():
             raise ImageError(f"{out_dir}: is an input folder; choose another output folder")
 
+    # from the headers, before any thread waits for its turn (a pair that raised here would never take it)
+    pair_pixels = [_pair_pixels(ir_path, budget.limit) for _, ir_path, _ in sources]
+
     def score_pair(ticket: int) -> dict[str, dict[str, float]]:
         """Every method's scores of pair number ``ticket`` within the pixel budget; out of memory as an ImageError."""
         stem, ir_path, vis_path = sources[ticket]
-        pixels = _pair_pixels(ir_path, budget.limit)
+        pixels = pair_pixels[ticket]
         with budget.hold(ticket, pixels):
             try:
                 return scores_of(stem, ir_path, vis_path)
