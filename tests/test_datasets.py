@@ -171,6 +171,17 @@ def test_fetch_leaves_an_existing_damaged_dataset_alone(tmp_path):
     assert (folder / "ir" / "24.bmp").read_bytes() == b"mine"
 
 
+def test_data_path_prints_the_datasets_folder_or_one_line_naming_the_fetch_command(tmp_path, capsys):
+    (tmp_path / "tno").mkdir()
+    assert main(["data", "path", "tno", "--root", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == f"{tmp_path / 'tno'}\n"
+    assert main(["data", "path", "vifb", "--root", str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1 and f"get it with `twogan data fetch vifb --root {tmp_path}`" in err
+    assert main(["data", "path", "tnoo", "--root", str(tmp_path)]) == 2
+    assert "unknown dataset 'tnoo' (known: tno, roadscene, vifb)" in capsys.readouterr().err
+
+
 def test_data_root_is_the_option_then_the_environment_then_shared_data_beside_the_repository(monkeypatch, tmp_path):
     monkeypatch.delenv(DATA_ENV, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
