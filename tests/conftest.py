@@ -26,8 +26,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "needs_data(*names): the test reads these datasets of the data root; without "
-                            "them it is skipped in a clone without ../shared/data and fails elsewhere (helpers.need_dataset)")
+    config.addinivalue_line("markers", "needs_data(*names): the test reads these datasets of the data root; a missing one "
+                            "skips it naming the fetch command, or fails it where data is expected (helpers.cannot_run)")
 
 
 @pytest.hookimpl(tryfirst=True)
