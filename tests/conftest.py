@@ -1,5 +1,5 @@
 """All shared fixtures: small real stores cut from TNO, a tiny random-weight checkpoint folder
-and one tiny trained run that every test process shares.
+and one tiny trained run that every test process shares; the ``needs_data`` marker.
 
 The checkpoint's networks are narrow (widths 8, 8, 4, 4) so tests run in seconds,
 with weights drawn from a fixed seed and BatchNorm moving statistics perturbed away
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import MINI_PAIRS, TINY_CHAIN, TNO, make_checkpoint
+from helpers import MINI_PAIRS, TINY_CHAIN, TNO, make_checkpoint, need_dataset
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # pytest-xdist already runs one test process per core: evaluation threads on top of
@@ -23,6 +23,18 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # 38.9 s with two threads, 36.2 and 37.2 s with one); subprocesses and notebook
     # kernels inherit the setting
     os.environ.setdefault("TWOGAN_EVALUATE_WORKERS", "1")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "needs_data(*names): the test reads these datasets of the data root; a missing one "
+                            "skips it naming the fetch command, or fails it where data is expected (helpers.cannot_run)")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    for mark in item.iter_markers("needs_data"):
+        for name in mark.args:
+            need_dataset(name)
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +55,7 @@ def mini_store(tmp_path_factory, mini_split) -> Path:
     """A real store of two TNO training pairs, 128x128 patches at stride 48 (127 pairs)."""
     from tf_twogan.store import prepare_store
 
+    need_dataset("tno")
     out = tmp_path_factory.mktemp("store") / "mini.h5"
     return prepare_store(TNO / "ir", TNO / "vis", out, split=mini_split, subset="train", stride=48, progress=False)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from test_reliability import assert_one_line_error, files_under, run_cli, write_png
-from helpers import DATA
+from helpers import DATA, cannot_run
 from tf_twogan.cli import build_parser, package_version
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,9 +53,13 @@ def test_version_comes_from_the_package_metadata(capsys):
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args(["--version"])
     assert exit_info.value.code == 0
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-    assert capsys.readouterr().out.strip() == f"twogan {version('tf_twogan')}" == f"twogan {package_version()}"
+    try:
+        installed = version("tf_twogan")
+    except PackageNotFoundError:
+        cannot_run("tf_twogan is not installed (run from a source tree): `python3 -m pip install -e .`")
+    assert capsys.readouterr().out.strip() == f"twogan {installed}" == f"twogan {package_version()}"
 
 
 def test_train_without_a_preset_uses_the_default_checkpoints_preset_and_the_help_says_so(capsys):
@@ -157,6 +161,7 @@ def test_progress_bars_fall_back_to_text_without_notebook_widgets():
 TNO, ROADSCENE = DATA / "tno", DATA / "roadscene"
 
 
+@pytest.mark.needs_data("tno")
 def test_fuse_and_evaluate_take_only_the_pairs_of_a_split_subset(tiny_checkpoint, tmp_path, capsys):
     import csv
     import json
@@ -190,6 +195,7 @@ def test_resize_box_is_the_block_mean_for_an_integer_factor():
     assert np.abs(resize_box(image, 4, 6).astype(np.float64) - blocks).max() <= 1.0
 
 
+@pytest.mark.needs_data("roadscene")
 def test_resize_vis_fuses_a_roadscene_pair_of_two_sizes_on_the_infrared_grid(tiny_checkpoint, tmp_path, capsys):
     from tf_twogan.images import read_image, resize_box
     from tf_twogan.inference import Fuser

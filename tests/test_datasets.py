@@ -18,10 +18,9 @@ import pytest
 from helpers import DATA, REPO, TNO
 from tf_twogan.cli import main
 from tf_twogan.datasets import (DATA_ENV, WORK_FOLDER, Dataset, DatasetError, checksums, data_root, fetch, load_manifest,
-                                split_file, verify)
+                                shared_data, split_file, verify)
 from tf_twogan.images import split_names
 
-pytestmark = pytest.mark.skipif(not TNO.is_dir(), reason="needs the TNO dataset (twogan data fetch tno)")
 PAIRS = ("2", "24")  # two small TNO pairs (about 0.2 and 0.3 MB each)
 TOP = "FusionGAN-0123abc"  # GitHub archives hold one top folder, <repository>-<commit>
 
@@ -58,11 +57,13 @@ def tiny_archive(path: Path, leave_out: str | None = None) -> Path:
     return path
 
 
+@pytest.mark.needs_data("tno")
 def test_shipped_manifest_verifies_the_data_roots_tno(capsys):
     assert main(["data", "verify", "tno"]) == 0
     assert f"{DATA / 'tno'}: 82 files verified" in capsys.readouterr().out  # 41 pairs
 
 
+@pytest.mark.needs_data("tno")
 def test_verify_names_a_damaged_and_a_missing_file_and_exits_2(tmp_path, capsys):
     manifest = tiny_manifest(tmp_path)
     root = tmp_path / "root"
@@ -82,6 +83,7 @@ def test_verify_names_a_damaged_and_a_missing_file_and_exits_2(tmp_path, capsys)
     assert (folder / "notes.txt").read_text() == "mine"
 
 
+@pytest.mark.needs_data("tno")
 def test_fetch_unpacks_renames_and_verifies_a_local_archive_given_by_path(tmp_path, capsys):
     archive = tiny_archive(tmp_path / "fusiongan.zip")
     manifest, root = tiny_manifest(tmp_path, "https://example.invalid/unused.zip"), tmp_path / "root"
@@ -93,6 +95,7 @@ def test_fetch_unpacks_renames_and_verifies_a_local_archive_given_by_path(tmp_pa
     assert sorted(path.name for path in root.iterdir()) == ["tno"]  # no work folder, no archive left
 
 
+@pytest.mark.needs_data("tno")
 def test_fetch_restarts_a_partial_download_the_server_will_not_resume(tmp_path):
     archive = tiny_archive(tmp_path / "fusiongan.zip")
     entry = load_manifest(tiny_manifest(tmp_path, archive.as_uri()))
@@ -121,6 +124,7 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+@pytest.mark.needs_data("tno")
 def test_fetch_resumes_a_partial_download_where_the_server_honours_ranges(tmp_path):
     archive = tiny_archive(tmp_path / "fusiongan.zip")
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(RangeHandler, directory=str(tmp_path)))
@@ -141,6 +145,7 @@ def test_fetch_resumes_a_partial_download_where_the_server_honours_ranges(tmp_pa
         server.server_close()
 
 
+@pytest.mark.needs_data("tno")
 @pytest.mark.parametrize("damage", ["file left out", "archive cut short"])
 def test_a_failed_fetch_leaves_no_dataset_that_verify_accepts(tmp_path, damage, capsys):
     archive = tiny_archive(tmp_path / "fusiongan.zip", leave_out="vis/24.bmp" if damage == "file left out" else None)
@@ -156,6 +161,7 @@ def test_a_failed_fetch_leaves_no_dataset_that_verify_accepts(tmp_path, damage, 
     assert main(["data", "fetch", "tno", "--root", str(root), "--manifest", str(manifest), "--quiet"]) == 0
 
 
+@pytest.mark.needs_data("tno")
 def test_fetch_leaves_an_existing_damaged_dataset_alone(tmp_path):
     entry = load_manifest(tiny_manifest(tmp_path, tiny_archive(tmp_path / "fusiongan.zip").as_uri()))
     folder = tiny_copy(tmp_path / "root")
@@ -163,6 +169,17 @@ def test_fetch_leaves_an_existing_damaged_dataset_alone(tmp_path):
     with pytest.raises(DatasetError, match=r"damaged \(SHA-256 differs\): ir/24.bmp"):
         fetch("tno", tmp_path / "root", progress=False, manifest=entry)
     assert (folder / "ir" / "24.bmp").read_bytes() == b"mine"
+
+
+def test_data_path_prints_the_datasets_folder_or_one_line_naming_the_fetch_command(tmp_path, capsys):
+    (tmp_path / "tno").mkdir()
+    assert main(["data", "path", "tno", "--root", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == f"{tmp_path / 'tno'}\n"
+    assert main(["data", "path", "vifb", "--root", str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1 and f"get it with `twogan data fetch vifb --root {tmp_path}`" in err
+    assert main(["data", "path", "tnoo", "--root", str(tmp_path)]) == 2
+    assert "unknown dataset 'tnoo' (known: tno, roadscene, vifb)" in capsys.readouterr().err
 
 
 def test_data_root_is_the_option_then_the_environment_then_shared_data_beside_the_repository(monkeypatch, tmp_path):
@@ -173,6 +190,33 @@ def test_data_root_is_the_option_then_the_environment_then_shared_data_beside_th
     monkeypatch.setenv(DATA_ENV, str(tmp_path))
     assert data_root() == tmp_path
     assert data_root(tmp_path / "mine") == tmp_path / "mine"
+
+
+def test_a_test_without_its_dataset_skips_only_in_a_clone_without_shared_data_and_outside_ci(monkeypatch, tmp_path):
+    import helpers
+
+    def ending(name: str) -> tuple[str, str]:
+        """How ``need_dataset(name)`` ends a test: ("Skipped" | "Failed", reason), or ("runs", "")."""
+        try:
+            helpers.need_dataset(name)
+        except (pytest.skip.Exception, pytest.fail.Exception) as end:
+            return type(end).__name__, str(end)
+        return "runs", ""
+
+    monkeypatch.delenv(helpers.NEED_DATA_ENV, raising=False)
+    cache = tmp_path / "cache"  # the per-user cache: no ../shared/data beside the clone
+    monkeypatch.setattr(helpers, "DATA", cache)
+    reason = f"RoadScene not found under {cache}: run `twogan data fetch roadscene`"
+    assert ending("roadscene") == ("Skipped", reason)
+    monkeypatch.setenv(helpers.NEED_DATA_ENV, "1")  # as .ci/run sets it
+    assert ending("roadscene") == ("Failed", reason)
+    monkeypatch.delenv(helpers.NEED_DATA_ENV)
+    monkeypatch.setattr(helpers, "DATA", shared_data())  # the development and CI layout
+    assert ending("no_such_dataset") == ("Failed", f"no_such_dataset not found under {shared_data()}: "
+                                         "run `twogan data fetch no_such_dataset`")
+    (cache / "roadscene").mkdir(parents=True)
+    monkeypatch.setattr(helpers, "DATA", cache)
+    assert ending("roadscene") == ("runs", "")
 
 
 def test_shipped_splits_name_manifest_pairs_and_tno_is_the_projects_31_10_split():
@@ -190,6 +234,7 @@ def test_shipped_splits_name_manifest_pairs_and_tno_is_the_projects_31_10_split(
     assert split_file("no_such_split") == Path("no_such_split")  # anything else is a file name
 
 
+@pytest.mark.needs_data("tno")
 def test_prepare_takes_a_shipped_split_by_name(tmp_path, capsys):
     out = tmp_path / "test.h5"
     assert main(["prepare", "--ir", str(TNO / "ir"), "--vis", str(TNO / "vis"), "--split", "tno", "--subset", "test",

@@ -129,6 +129,7 @@ def test_mirrored_over_two_logical_cpus_matches_the_default_strategy(mini_store)
 
 
 @pytest.mark.slow
+@pytest.mark.needs_data("tno")
 def test_a_fusiongan_pair_trains_through_train_pair_under_the_mirrored_strategy(mini_split, tmp_path):
     from tf_twogan.store import prepare_store
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import TNO, read_csv
+from helpers import TNO, need_dataset, read_csv
 from tf_twogan.cli import main
 from tf_twogan.fusiongan import (CheckpointError, fuse_original, load_original_generator, original_output,
                                  read_original_generator, scipy_bytescale)
@@ -72,7 +72,7 @@ def checkpoint(tmp_path_factory):
 @pytest.fixture(scope="module")
 def pair():
     """A 40x52 crop of a real TNO test pair (gray BMPs)."""
-    ir, vis = (read_gray_uint8(TNO / kind / "1.bmp")[300:340, 400:452] for kind in ("ir", "vis"))
+    ir, vis = (read_gray_uint8(need_dataset("tno") / kind / "1.bmp")[300:340, 400:452] for kind in ("ir", "vis"))
     return ir, vis
 
 
@@ -255,6 +255,7 @@ def test_fusiongan_folder_fusion_keeps_complete_outputs_on_a_rerun(checkpoint, p
     np.testing.assert_array_equal(read_image(out / "b.png"), fuse_original(vis, ir, checkpoint[0], "compat"))
 
 
+@pytest.mark.needs_data("tno")
 def test_a_short_real_fusiongan_training_through_the_cli(mini_split, tmp_path):
     """twogan prepare --method fusiongan + twogan train --method fusiongan on two TNO pairs."""
     import keras
@@ -304,6 +305,7 @@ def test_a_short_real_fusiongan_training_through_the_cli(mini_split, tmp_path):
     assert not (tmp_path / "tiled.png").exists()
 
 
+@pytest.mark.needs_data("tno")
 def test_the_shipped_fusiongan_baseline_fuses_through_the_cli(tmp_path):
     from tf_twogan.checkpoints import checkpoint_dir
     from tf_twogan.config import TwoGanConfig, preset

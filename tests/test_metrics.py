@@ -17,6 +17,7 @@ import pytest
 from tf_twogan import metrics as M
 from tf_twogan.images import split_names
 from tf_twogan.metrics import feature_mi, structure
+from helpers import need_dataset
 from metrics_helpers import DATA, LOOP_ORACLES, digest, loop_fmi, reference_inputs
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "metrics_reference.json").read_text())
@@ -48,8 +49,10 @@ _INPUTS: dict[str, tuple] = {}
 def _inputs(case: dict) -> tuple:
     name = case["name"]
     if name not in _INPUTS:
-        if "arrays" not in case["inputs"] and not DATA.is_dir():
-            pytest.skip(f"data root {DATA} not found (twogan data fetch)")
+        if "arrays" not in case["inputs"]:
+            need_dataset(case["inputs"]["dataset"])
+            if case["inputs"]["fused"].startswith("vifb:"):
+                need_dataset("vifb")
         triple = reference_inputs(case["inputs"])
         if digest(*triple) != case["sha256"]:
             pytest.fail(f"{name}: rebuilt inputs differ from those given to Octave (sha256 mismatch; "
@@ -354,9 +357,7 @@ def test_metrics_module_does_not_import_tensorflow():
 def test_channels_colour_mode_reproduces_vifb_stored_results(case):
     from tf_twogan.images import read_image
 
-    folder = DATA / "vifb"
-    if not folder.is_dir():
-        pytest.skip(f"{folder} not found")
+    folder = need_dataset("vifb")
     ir = read_image(folder / "ir" / f"{case['pair']}.jpg")
     vis = read_image(folder / "vis" / f"{case['pair']}.jpg")
     fused = read_image(folder / "fused" / f"{case['pair']}_{case['method']}.jpg")
@@ -403,6 +404,7 @@ def test_thermal_retention_matches_a_hand_computed_value():
     assert expected == pytest.approx(1.914854, rel=1e-6)
 
 
+@pytest.mark.needs_data("tno")
 def test_thermal_retention_is_one_for_the_infrared_image_and_any_positive_affine_copy():
     ir = read_gray(path("ir", "13"))
     vis = read_gray(path("vis", "13"))
@@ -417,6 +419,7 @@ def test_thermal_retention_is_nan_for_a_constant_fused_or_infrared_image():
     assert np.isnan(M.thermal_retention(np.zeros((10, 10), np.uint8), ir, ir))
 
 
+@pytest.mark.needs_data("tno")
 def test_the_visible_image_scores_low_thermal_retention_on_the_tno_test_pairs():
     # the issue-15 measurement: the visible image alone scores -0.23 on average
     names = split_names("tno", "test")
@@ -424,6 +427,7 @@ def test_the_visible_image_scores_low_thermal_retention_on_the_tno_test_pairs():
     assert np.mean(scores) == pytest.approx(-0.23, abs=0.005)
 
 
+@pytest.mark.needs_data("tno")
 def test_evaluate_reports_thermal_retention_by_default_after_the_paper_metrics():
     ir = read_gray(path("ir", "13"))
     vis = read_gray(path("vis", "13"))

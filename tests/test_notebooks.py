@@ -1,10 +1,13 @@
 """Every notebook runs top to bottom with SMOKE=1 (tiny budgets, real code paths)."""
 import os
+import re
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
+
+from helpers import need_dataset
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
@@ -22,6 +25,8 @@ def test_notebook_runs_top_to_bottom_in_smoke_mode(path, monkeypatch):
     monkeypatch.setenv("SMOKE", "1")
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
     notebook = nbformat.read(path, as_version=4)
+    for name in sorted(set(re.findall(r'require_dataset\("(\w+)"\)', "".join(cell.source for cell in notebook.cells)))):
+        need_dataset(name)  # the datasets the notebook reads
     NotebookClient(notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     errors = [output for cell in notebook.cells for output in cell.get("outputs", []) if output.get("output_type") == "error"]
     assert not errors

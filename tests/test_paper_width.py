@@ -14,7 +14,7 @@ from tf_twogan.cli import main
 from tf_twogan.config import TwoGanConfig, preset
 from tf_twogan.images import split_names
 
-pytestmark = pytest.mark.skipif(not TNO.is_dir(), reason="needs the TNO dataset")
+pytestmark = pytest.mark.needs_data("tno")
 
 RESULTS = REPO / "results" / "paper_width"
 FULL_WIDTH = ["paper", "paper_sharp"]

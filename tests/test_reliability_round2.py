@@ -397,6 +397,7 @@ def fill(disk: Path, leave: int) -> Path:
     return filler
 
 
+@pytest.mark.needs_data("tno")
 def test_prepare_on_a_full_disk_exits_2_in_one_line_and_leaves_nothing(small_disk, mini_split, tmp_path):
     from helpers import TNO
 

@@ -50,11 +50,12 @@ def test_a_colour_clip_with_black_frames_stays_a_colour_clip_of_all_its_frames(t
     from tf_twogan import video
     from tf_twogan.images import read_image
     from tf_twogan.inference import Fuser
-    from helpers import DATA
+    from helpers import need_dataset
 
-    ir_image = read_image(DATA / "roadscene" / "ir" / "FLIR_00006.jpg")
+    roadscene = need_dataset("roadscene")
+    ir_image = read_image(roadscene / "ir" / "FLIR_00006.jpg")
     ir_frames = crops(ir_image[..., 0] if ir_image.ndim == 3 else ir_image)
-    vis_frames = crops(read_image(DATA / "roadscene" / "vis" / "FLIR_00006.jpg"))
+    vis_frames = crops(read_image(roadscene / "vis" / "FLIR_00006.jpg"))
     vis_frames[0] = np.zeros_like(vis_frames[0])  # black first frame: fused as gray
     vis_frames[2] = np.zeros_like(vis_frames[2])  # and one in the middle
     ir = write_video(tmp_path / "ir.mkv", ir_frames)
@@ -138,11 +139,12 @@ def test_a_damaged_original_fusiongan_checkpoint_is_one_line_naming_it(how, tmp_
 @pytest.fixture(scope="module")
 def other_store(tmp_path_factory, mini_split) -> Path:
     """The same two TNO pairs as ``mini_store`` at another stride: another store of the same patch size."""
-    from helpers import TNO
+    from helpers import need_dataset
     from tf_twogan.store import prepare_store
 
+    tno = need_dataset("tno")
     out = tmp_path_factory.mktemp("other_store") / "other.h5"
-    return prepare_store(TNO / "ir", TNO / "vis", out, split=mini_split, subset="train", stride=64, progress=False)
+    return prepare_store(tno / "ir", tno / "vis", out, split=mini_split, subset="train", stride=64, progress=False)
 
 
 def test_resuming_a_run_with_another_store_is_refused_naming_both(tiny_run, mini_store, other_store, tmp_path, capsys):
@@ -293,6 +295,7 @@ def test_fuse_resize_vis_accepts_a_float_rgb_tiff(tiny_checkpoint, tmp_path, cap
 # ----------------------------------------------------------------------------- 9. prepare --verify and glob characters
 
 @pytest.mark.parametrize("name", ["[2]", "a*b"])
+@pytest.mark.needs_data("tno")
 def test_verify_notices_a_changed_source_whose_name_holds_glob_characters(name, tmp_path):
     import shutil
 

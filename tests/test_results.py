@@ -17,7 +17,7 @@ from tf_twogan.checkpoints import checkpoint_dir
 from tf_twogan.cli import main
 from tf_twogan.images import split_names
 
-pytestmark = pytest.mark.skipif(not TNO.is_dir(), reason="needs the TNO dataset (twogan data fetch tno)")
+pytestmark = pytest.mark.needs_data("tno")
 
 
 @pytest.fixture(scope="module")

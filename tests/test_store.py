@@ -34,6 +34,7 @@ def test_patch_count_and_attributes(mini_store):
     assert not list(mini_store.parent.glob(".*tmp*")), "temporary file left behind"
 
 
+@pytest.mark.needs_data("tno")
 def test_tno_training_split_gives_36829_patch_pairs():
     # counted from the real images with the store's own position rule (the full
     # store itself is written by benchmarks/bench_prepare.py)
@@ -81,6 +82,7 @@ def test_prepare_names_mismatched_pairs_and_sizes(tmp_path):
     assert not (tmp_path / "s.h5").exists()
 
 
+@pytest.mark.needs_data("tno")
 def test_split_file_selects_the_subset(tmp_path, mini_split):
     split = json.loads(mini_split.read_text())
     store = prepare_store(TNO / "ir", TNO / "vis", tmp_path / "test.h5", split=mini_split, subset="test", stride=200, progress=False)
@@ -104,6 +106,7 @@ def test_verify_passes_a_fresh_store_and_names_a_modified_dataset(mini_store, tm
     assert main(["prepare", "--verify", str(tampered)]) == 2
 
 
+@pytest.mark.needs_data("tno")
 def test_verify_notices_a_changed_source_file(tmp_path):
     import shutil
 

@@ -12,7 +12,7 @@ import imageio_ffmpeg  # in the test extra (setup.cfg): a missing one must fail,
 import numpy as np
 import pytest
 
-from helpers import DATA
+from helpers import need_dataset
 from test_reliability import assert_one_line_error, files_under, run_cli
 from tf_twogan import video
 from tf_twogan.images import read_image
@@ -48,7 +48,8 @@ def crops(image: np.ndarray, frames: int = FRAMES, height: int = HEIGHT, width: 
 
 def make_pair(folder: Path, kind: str, suffix: str = ".mp4", **crop) -> tuple[Path, Path]:
     dataset, ir_name, vis_name = PAIRS[kind]
-    ir, vis = read_image(DATA / dataset / "ir" / ir_name), read_image(DATA / dataset / "vis" / vis_name)
+    source = need_dataset(dataset)
+    ir, vis = read_image(source / "ir" / ir_name), read_image(source / "vis" / vis_name)
     ir = ir[..., 0] if ir.ndim == 3 else ir
     folder.mkdir(parents=True, exist_ok=True)
     return (write_video(folder / f"ir{suffix}", crops(ir, **crop)), write_video(folder / f"vis{suffix}", crops(vis, **crop)))

@@ -224,7 +224,7 @@ def _demo(args: argparse.Namespace) -> None:
 
 
 def _data(args: argparse.Namespace) -> None:
-    """``twogan data list|fetch|verify`` (tf_twogan.datasets)."""
+    """``twogan data list|fetch|verify|path`` (tf_twogan.datasets)."""
     from .datasets import dataset, dataset_dir, describe, fetch, load_manifest, verify
 
     manifest = load_manifest(*([args.manifest] if args.manifest else []))
@@ -232,6 +232,8 @@ def _data(args: argparse.Namespace) -> None:
         print("\n\n".join(describe(entry, args.root) for entry in manifest.values()))
     elif args.action == "fetch":
         print(f"{fetch(args.name, args.root, url=args.url, progress=not args.quiet, manifest=manifest)}: verified")
+    elif args.action == "path":
+        print(dataset_dir(dataset(args.name, manifest).name, args.root))
     else:
         from .datasets import DatasetError, data_root
 
@@ -263,7 +265,9 @@ def add_data_parser(commands) -> None:
     fetching.add_argument("--quiet", action="store_true", help="no progress bar")
     checking = actions.add_parser("verify", help="check every file against the shipped SHA-256 manifest")
     checking.add_argument("name", metavar="NAME", nargs="?", help="one dataset (default: every dataset found in the root)")
-    for parser in (listing, fetching, checking):
+    locating = actions.add_parser("path", help="print the dataset's folder, <root>/NAME (for scripts: --ir \"$(twogan data path tno)/ir\")")
+    locating.add_argument("name", metavar="NAME", help="tno, roadscene or vifb")
+    for parser in (listing, fetching, checking, locating):
         parser.add_argument("--root", help="data root (default: $TWOGAN_DATA, else ../shared/data, else ~/.cache/tf_twogan/data)")
         parser.add_argument("--manifest", help="a manifest JSON instead of the shipped tf_twogan/datasets.json (e.g. for a mirror)")
     data.set_defaults(handler=_data)

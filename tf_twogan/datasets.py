@@ -87,10 +87,14 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
         return Path(root)
     if os.environ.get(DATA_ENV):
         return Path(os.environ[DATA_ENV])
-    beside = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    if beside.is_dir():
-        return beside
+    if shared_data().is_dir():
+        return shared_data()
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tf_twogan" / "data"
+
+
+def shared_data() -> Path:
+    """``../shared/data`` beside the repository: the development and CI layout (it may not exist)."""
+    return Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def fetch_command(name: str, root: str | os.PathLike | None = None) -> str:
