@@ -701,6 +701,15 @@ def test_export_refuses_a_version_that_is_not_ascii_digits(version, tiny_checkpo
     assert files_under(tmp_path) == set()
 
 
+def test_evaluate_workers_from_the_environment_must_be_ascii_digits(monkeypatch):
+    from tf_twogan.config import ConfigError
+    from tf_twogan.evaluate import default_workers
+
+    monkeypatch.setenv("TWOGAN_EVALUATE_WORKERS", "²")  # str.isdigit takes it, int() does not
+    with pytest.raises(ConfigError, match="TWOGAN_EVALUATE_WORKERS must be a positive integer"):
+        default_workers()
+
+
 def test_demo_never_replaces_a_users_metrics_md_but_replaces_its_own(tiny_checkpoint, tmp_path, capsys):
     from tf_twogan.demo import DEMO_MARK, claim_output_folder
 

@@ -397,7 +397,8 @@ collapse:
                           help="score colour results as BT.601 gray (default) or per channel as VIFB's tables do")
     add_subset_arguments(evaluate, "score")
     evaluate.add_argument("--workers", type=int, help="pairs scored at once, one thread each (default: "
-                          "$TWOGAN_EVALUATE_WORKERS, else the CPU cores this process may use); the scores do not depend on it")
+                          "$TWOGAN_EVALUATE_WORKERS, else the CPU cores this process may use), fewer while large pairs would "
+                          "hold more than 50 megapixels together; the scores do not depend on it")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(handler=_evaluate)
 
