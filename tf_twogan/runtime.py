@@ -188,9 +188,17 @@ class _LiteRtSession:
         content = path.read_bytes()
         self.metadata = tflite_metadata(content).get(METADATA_KEY)
         self.runner = Interpreter(model_content=content, num_threads=threads).get_signature_runner()
+        self.started = False
 
     def __call__(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
-        outputs = self.runner(ir=ir, vis=vis)  # resizes and re-allocates when the shape changes
+        from .console import stderr_captured, verbose_requested
+
+        if self.started or verbose_requested():
+            outputs = self.runner(ir=ir, vis=vis)  # resizes and re-allocates when the shape changes
+        else:
+            with stderr_captured():  # the first call's C++ log line "Created TensorFlow Lite XNNPACK delegate"
+                outputs = self.runner(ir=ir, vis=vis)
+            self.started = True
         return next(iter(outputs.values()))
 
 
@@ -223,7 +231,7 @@ def open_session(path: Path, precision: str | None, threads: int):
         raise
     except Exception as error:  # each runtime has its own exception types for a file it cannot parse
         reason = " ".join(str(error).split())[:200]
-        raise ModelFileError(f"{path}: cannot be loaded as a {format} model ({reason})") from None
+        raise ModelFileError(f"{path}: cannot be loaded as a model by {EXTRAS[format][0]} ({reason})") from None
 
 
 def cpu_threads() -> int:
