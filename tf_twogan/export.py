@@ -239,7 +239,7 @@ def export_model(checkpoint: str | os.PathLike | None, out: str | os.PathLike, f
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         with tempfile.TemporaryDirectory(prefix=temporary_prefix(), dir=out.parent) as scratch:
-            exported = Path(scratch) / f"chain{suffix}"
+            exported = Path(scratch) / f"keras{suffix}"
             logging.getLogger("tf2onnx").setLevel(logging.ERROR)  # it logs each conversion step
             model.export(str(exported), format=format, verbose=False)
             WRITERS[format](exported, out, metadata.to_json())
@@ -299,7 +299,7 @@ def _write_openvino(exported: Path, out: Path, metadata: str) -> None:
 
     model = openvino.Core().read_model(str(exported))
     model.set_rt_info(metadata, [METADATA_KEY])
-    staged = exported.with_name(out.name)
+    staged = exported.with_name("staged.xml")  # not the exported file: its .bin is mapped into memory
     openvino.save_model(model, str(staged), compress_to_fp16=False)  # float32 weights, as exported
     os.replace(staged.with_suffix(".bin"), out.with_suffix(".bin"))
     os.replace(staged, out)

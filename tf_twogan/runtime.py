@@ -173,7 +173,7 @@ class _OpenVinoSession:
     @property
     def precision(self) -> str:
         """The precision OpenVINO runs at (``f32``, ``bf16``)."""
-        return str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
+        return self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
 
     def __call__(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
         feeds = {"ir": ir, "vis": vis}
