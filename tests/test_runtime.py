@@ -106,6 +106,19 @@ def test_halo_tiles_cover_each_pixel_once_within_the_image():
     assert (counts == 1).all()
 
 
+def output_names(format: str, path: Path) -> list[str]:
+    """The model's output names as each format's own reader finds them."""
+    if format == "onnx":
+        return [output.name for output in onnx.load(str(path)).graph.output]
+    if format == "openvino":
+        import openvino
+
+        return [output.get_any_name() for output in openvino.Core().read_model(str(path)).outputs]
+    from ai_edge_litert.interpreter import Interpreter
+
+    return Interpreter(str(path)).get_signature_list()["serving_default"]["outputs"]
+
+
 def stored_metadata(format: str, path: Path) -> dict:
     """The metadata JSON as each format's own reader finds it (not through RuntimeFuser)."""
     if format == "onnx":
@@ -124,6 +137,7 @@ def test_exported_file_carries_its_metadata(format, exported):
     assert metadata["checkpoint"] == str(SHARP.resolve()) and metadata["preset"] == "sharp"
     assert (metadata["first_margin"], metadata["second_margin"], metadata["halo"], metadata["min_size"]) == (4, 4, 8, 5)
     assert metadata["inputs"] == ["ir", "vis"] and metadata["output"] == "fused"
+    assert output_names(format, exported[format]) == ["fused"]
     assert (metadata["layout"], metadata["channels"], metadata["dtype"], metadata["value_range"]) == ("NHWC", 1, "float32", [0, 255])
     written = {exported[format], exported[format].with_suffix(".bin")} if format == "openvino" else {exported[format]}
     assert written <= files_under(exported[format].parent)

@@ -427,7 +427,7 @@ collapse:
                       "512x512 pixels for the paper widths, 1440x1440 for lite; 0: never tile)")
     fuse.add_argument("--precision", choices=("float32", "bfloat16"),
                       help="compute precision (default float32 for images; for videos bfloat16 where the CPU has "
-                      "AVX512_BF16 or AMX, else float32)")
+                      "AVX512_BF16 or AMX, else float32; with --model float32, bfloat16 for OpenVINO only)")
     fuse.add_argument("--codec", choices=("libx264", "ffv1"), default="libx264",
                       help="video output: libx264 (H.264, CRF 17, default) or ffv1 (lossless, .mkv or .avi)")
     fuse.add_argument("--skip-unmatched", action="store_true", help="folder mode: fuse the pairs that match, ignore the rest")

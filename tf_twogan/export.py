@@ -5,8 +5,8 @@ file for :mod:`tf_twogan.runtime` (docs/DESIGN.md section 6, docs/INFERENCE.md "
 carry the chain of :func:`tf_twogan.chain.build_chain_model` at float32, written by
 Keras' own ``model.export``, with a :class:`~tf_twogan.runtime.ChainMetadata` inside
 the file (ONNX ``metadata_props``, OpenVINO ``rt_info``, a ``.tflite`` ``metadata``
-entry, each under the key ``tf_twogan``).  Each file is renamed into place complete
-(OpenVINO: the ``.bin`` first, then the ``.xml`` that names it).
+entry, each under the key ``tf_twogan``); the output is named ``fused`` in each.  Each
+file is renamed into place complete (OpenVINO: the ``.bin`` first, then the ``.xml``).
 
 The SavedModel holds G1, G2 and G3 and one function per signature:
 
@@ -49,7 +49,7 @@ from .atomic import atomic_write
 from .images import OutputError
 from .locking import temporary_prefix
 from .errors import TwoGanError
-from .runtime import FORMATS as FILE_FORMATS, METADATA_KEY, ChainMetadata, install_hint
+from .runtime import FORMATS as FILE_FORMATS, METADATA_KEY, OUTPUT_NAME, ChainMetadata, install_hint
 
 SIGNATURES = ("serving_default", "serving_uint8", "serving_images")
 FORMATS = ("savedmodel", *FILE_FORMATS)
@@ -288,6 +288,12 @@ def _write_onnx(exported: Path, out: Path, metadata: str) -> None:
     import onnx
 
     model = onnx.load(str(exported))
+    produced = model.graph.output[0].name  # tf2onnx's "Identity:0"
+    for node in model.graph.node:
+        for index, name in enumerate(node.output):
+            if name == produced:
+                node.output[index] = OUTPUT_NAME
+    model.graph.output[0].name = OUTPUT_NAME
     entry = model.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, metadata
     with atomic_write(out) as temporary:
@@ -298,6 +304,7 @@ def _write_openvino(exported: Path, out: Path, metadata: str) -> None:
     import openvino
 
     model = openvino.Core().read_model(str(exported))
+    model.output(0).get_tensor().set_names({OUTPUT_NAME})
     model.set_rt_info(metadata, [METADATA_KEY])
     staged = exported.with_name("staged.xml")  # not the exported file: its .bin is mapped into memory
     openvino.save_model(model, str(staged), compress_to_fp16=False)  # float32 weights, as exported
@@ -316,6 +323,7 @@ def _write_litert(exported: Path, out: Path, metadata: str) -> None:
     entry = schema.MetadataT()
     entry.name, entry.buffer = METADATA_KEY, len(model.buffers) - 1
     model.metadata = [*(model.metadata or []), entry]
+    model.signatureDefs[0].outputs[0].name = OUTPUT_NAME  # Keras names it output_0
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     with atomic_write(out) as temporary:

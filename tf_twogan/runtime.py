@@ -43,6 +43,8 @@ FORMATS = {"onnx": ".onnx", "openvino": ".xml", "litert": ".tflite"}
 EXTRAS = {"onnx": ("onnxruntime", "onnx"), "openvino": ("openvino", "openvino"), "litert": ("ai_edge_litert", "litert")}
 """Format -> (the runtime's module, the install extra that brings it)."""
 PRECISIONS = ("float32", "bfloat16")
+OUTPUT_NAME = "fused"
+"""The exported chain's output (its inputs: ``ir``, ``vis``)."""
 
 
 class ModelFileError(TwoGanError, ValueError):
@@ -72,8 +74,7 @@ def import_runtime(format: str, path: str | os.PathLike):
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise ModelFileError(f"{path}: running a {format} model needs {module}, which is not installed: "
-                             f"{install_hint(extra)}") from None
+        raise ModelFileError(f"{path}: needs {module} to run, which is not installed: {install_hint(extra)}") from None
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class ChainMetadata:
     widest_layer: int
     swap_second_layer: bool = False
     inputs: tuple[str, ...] = ("ir", "vis")
-    output: str = "fused"
+    output: str = OUTPUT_NAME
     layout: str = "NHWC"
     channels: int = 1
     dtype: str = "float32"
