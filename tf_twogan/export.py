@@ -40,6 +40,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -241,7 +242,9 @@ def export_model(checkpoint: str | os.PathLike | None, out: str | os.PathLike, f
         with tempfile.TemporaryDirectory(prefix=temporary_prefix(), dir=out.parent) as scratch:
             exported = Path(scratch) / f"keras{suffix}"
             logging.getLogger("tf2onnx").setLevel(logging.ERROR)  # it logs each conversion step
-            model.export(str(exported), format=format, verbose=False)
+            with warnings.catch_warnings():  # Keras' tf2onnx patch probes np.object, which numpy 2 warns about
+                warnings.filterwarnings("ignore", message=".*np.object", category=FutureWarning)
+                model.export(str(exported), format=format, verbose=False)
             WRITERS[format](exported, out, metadata.to_json())
     except OSError as error:
         if error.errno not in _NO_SPACE:
