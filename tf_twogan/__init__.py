@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "Fuser": "inference", "FusionGanFuser": "fusiongan", "TwoGanConfig": "config", "preset": "config",
     "train": "training", "prepare_store": "store", "verify_store": "store", "evaluate_folders": "evaluate",
-    "fuse_video": "video", "export_savedmodel": "export",
+    "fuse_video": "video", "export_savedmodel": "export", "export_model": "export", "RuntimeFuser": "runtime",
 }
 __all__ = sorted(_PUBLIC) + ["__version__"]
 

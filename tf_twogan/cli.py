@@ -21,6 +21,7 @@ from .checkpoints import default_preset
 from .config import METHODS, PRESETS, SECOND_LAYER_INITS, SECOND_LAYER_TARGETS, ConfigError
 from .console import VERBOSE_ENV, import_tensorflow_quietly
 from .errors import TwoGanError, one_line
+from .export import FORMATS as EXPORT_FORMATS
 from .images import ImageError
 
 # Subcommands that import TensorFlow: it is imported up front, with its log lines hidden.
@@ -165,7 +166,9 @@ def _fuse(args: argparse.Namespace) -> None:
 
     names = _subset(args)
     check_fuse_paths(args.ir, args.vis, args.out, names)  # before a network is loaded
-    if args.fusiongan_checkpoint is not None or (args.checkpoint is not None and is_trained_run(args.checkpoint)):
+    if args.model is not None:
+        fuser, what = _runtime_fuser(args), f" ({args.model})"
+    elif args.fusiongan_checkpoint is not None or (args.checkpoint is not None and is_trained_run(args.checkpoint)):
         fuser, what = _fusiongan_fuser(args)
     else:
         from .inference import Fuser
@@ -190,8 +193,19 @@ def _fuse_video(args: argparse.Namespace) -> None:
                        ("--split", args.split is not None), ("--resize-vis", args.resize_vis)):
         if used:
             raise ConfigError(f"{flag} is not supported for video inputs")
-    print(fuse_video(args.ir, args.vis, args.out, checkpoint=args.checkpoint, precision=args.precision, tile=args.tile,
+    fuser = _runtime_fuser(args) if args.model is not None else None
+    print(fuse_video(args.ir, args.vis, args.out, fuser, checkpoint=args.checkpoint, precision=args.precision, tile=args.tile,
                      codec=args.codec, progress=not args.quiet))
+
+
+def _runtime_fuser(args: argparse.Namespace):
+    """The :class:`~tf_twogan.runtime.RuntimeFuser` of ``--model`` (an exported file; no TensorFlow)."""
+    from .runtime import RuntimeFuser
+
+    for flag, used in (("--checkpoint", args.checkpoint is not None), ("--fusiongan-checkpoint", args.fusiongan_checkpoint is not None)):
+        if used:
+            raise ConfigError(f"--model and {flag} exclude each other (the model file holds the network)")
+    return RuntimeFuser(args.model, tile=args.tile, precision=args.precision or "float32")
 
 
 def _fusiongan_fuser(args: argparse.Namespace):
@@ -212,9 +226,13 @@ def _fusiongan_fuser(args: argparse.Namespace):
 
 
 def _export(args: argparse.Namespace) -> None:
-    from .export import export_savedmodel
+    from .export import export_model
 
-    print(f"{export_savedmodel(args.checkpoint, args.out)}: SavedModel (signature serving_default: ir, vis -> fused)")
+    written = export_model(args.checkpoint, args.out, format=args.format)
+    if args.format == "savedmodel":
+        print(f"{written}: SavedModel (signature serving_default: ir, vis -> fused)")
+    else:
+        print(f"{written}: {args.format} model (inputs ir, vis -> fused; run it with twogan fuse --model {written})")
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -408,11 +426,13 @@ collapse:
     fuse.add_argument("--out", required=True, help="output image file, folder for folder inputs (<name>.png), "
                       "or video file for video inputs")
     fuse.add_argument("--checkpoint", help="checkpoint or run folder with g1/g2/g3.keras, or a `twogan train --method fusiongan` run folder (default: the shipped one)")
+    fuse.add_argument("--model", metavar="FILE", help="fuse with a model file written by `twogan export --format "
+                      "onnx|openvino|litert` (.onnx, .xml, .tflite) through its runtime, without TensorFlow")
     fuse.add_argument("--tile", type=int, help="exact tiling with this tile side in pixels (default: automatic above "
                       "512x512 pixels for the paper widths, 1440x1440 for lite; 0: never tile)")
     fuse.add_argument("--precision", choices=("float32", "bfloat16"),
                       help="compute precision (default float32 for images; for videos bfloat16 where the CPU has "
-                      "AVX512_BF16 or AMX, else float32)")
+                      "AVX512_BF16 or AMX, else float32; with --model float32, bfloat16 for OpenVINO only)")
     fuse.add_argument("--codec", choices=("libx264", "ffv1"), default="libx264",
                       help="video output: libx264 (H.264, CRF 17, default) or ffv1 (lossless, .mkv or .avi)")
     fuse.add_argument("--skip-unmatched", action="store_true", help="folder mode: fuse the pairs that match, ignore the rest")
@@ -428,10 +448,14 @@ collapse:
     fuse.add_argument("--quiet", action="store_true", help="no progress bar")
     fuse.set_defaults(handler=_fuse)
 
-    export = commands.add_parser("export", help="write a SavedModel of the fusion chain for TF Serving")
+    export = commands.add_parser("export", help="write the fusion chain as a SavedModel for TF Serving, or as an ONNX, "
+                                 "OpenVINO or LiteRT file for `twogan fuse --model`")
     export.add_argument("--checkpoint", help="two-layer GAN checkpoint or run folder (default: the shipped one); "
                         "FusionGAN runs (e.g. checkpoints/fusiongan_lite) cannot be exported")
-    export.add_argument("--out", required=True, help="numbered version folder to create, e.g. export/twogan/1")
+    export.add_argument("--format", choices=EXPORT_FORMATS, default="savedmodel",
+                        help="savedmodel (default; TF Serving), onnx (.onnx), openvino (.xml + .bin) or litert (.tflite)")
+    export.add_argument("--out", required=True, help="savedmodel: numbered version folder to create, e.g. export/twogan/1; "
+                        "otherwise the model file, e.g. twogan.onnx")
     export.set_defaults(handler=_export)
 
     demo = commands.add_parser("demo", help="fuse the bundled sample pairs, print the metric table, draw a figure")
@@ -460,7 +484,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "train" and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
     try:
-        if args.command in TENSORFLOW_COMMANDS:
+        if args.command in TENSORFLOW_COMMANDS and getattr(args, "model", None) is None:  # fuse --model: no TensorFlow
             import_tensorflow_quietly(verbose=args.verbose)
         handler(args)
     except USER_ERRORS as error:

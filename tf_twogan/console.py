@@ -35,7 +35,7 @@ def quiet_tensorflow_env() -> None:
 
 
 @contextlib.contextmanager
-def _stderr_captured() -> Iterator[None]:
+def stderr_captured() -> Iterator[None]:
     """Point file descriptor 2 at a temporary file; replay it to stderr if the block raises."""
     sys.stderr.flush()
     saved = os.dup(2)
@@ -65,7 +65,7 @@ def import_tensorflow_quietly(verbose: bool = False) -> None:
         return
     quiet_tensorflow_env()
     if "tensorflow" not in sys.modules:
-        with _stderr_captured():
+        with stderr_captured():
             import tensorflow  # noqa: F401
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     logging.getLogger("absl").setLevel(logging.ERROR)

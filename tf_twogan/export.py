@@ -1,4 +1,12 @@
-"""SavedModel export of the whole fusion chain for TF Serving (docs/DESIGN.md section 6).
+"""Export of the whole fusion chain: a SavedModel for TF Serving, or an ONNX, OpenVINO IR or LiteRT
+file for :mod:`tf_twogan.runtime` (docs/DESIGN.md section 6, docs/INFERENCE.md "Deploy").
+
+:func:`export_model` writes any of the four formats.  ONNX, OpenVINO and LiteRT files
+carry the chain of :func:`tf_twogan.chain.build_chain_model` at float32, written by
+Keras' own ``model.export``, with a :class:`~tf_twogan.runtime.ChainMetadata` inside
+the file (ONNX ``metadata_props``, OpenVINO ``rt_info``, a ``.tflite`` ``metadata``
+entry, each under the key ``tf_twogan``); the output is named ``fused`` in each.  Each
+file is renamed into place complete (OpenVINO: the ``.bin`` first, then the ``.xml``).
 
 The SavedModel holds G1, G2 and G3 and one function per signature:
 
@@ -28,19 +36,29 @@ Example:
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_write
 from .images import OutputError
 from .locking import temporary_prefix
 from .errors import TwoGanError
+from .runtime import FORMATS as FILE_FORMATS, METADATA_KEY, OUTPUT_NAME, ChainMetadata, install_hint
 
 SIGNATURES = ("serving_default", "serving_uint8", "serving_images")
+FORMATS = ("savedmodel", *FILE_FORMATS)
+"""What :func:`export_model` writes."""
+EXPORTERS = {"onnx": (("tf2onnx", "onnx"), "onnx"), "openvino": (("openvino",), "openvino"),
+             "litert": (("ai_edge_litert",), "litert")}
+"""Format -> (the modules its export needs beyond TensorFlow, the install extra that brings them)."""
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 class ExportError(TwoGanError, ValueError):
@@ -193,3 +211,127 @@ def rest_request_body(ir: np.ndarray, vis: np.ndarray, form: str = "inputs",
         return {"signature_name": signature_name,
                 "instances": [{"ir": a.tolist(), "vis": b.tolist()} for a, b in zip(ir, vis)]}
     raise ExportError(f"form must be 'inputs' or 'instances', got {form!r}")
+
+
+def export_model(checkpoint: str | os.PathLike | None, out: str | os.PathLike, format: str = "savedmodel") -> Path:
+    """Export the chain of ``checkpoint`` (default: the shipped one) to ``out``; returns ``out``.
+
+    ``format``: ``savedmodel`` (:func:`export_savedmodel`, ``out`` a new numbered version
+    folder), ``onnx`` (``out`` ends in ``.onnx``), ``openvino`` (``.xml``, its weights in
+    the ``.bin`` beside it) or ``litert`` (``.tflite``).  An existing ``out`` is refused.
+
+    Example:
+        >>> export_model(None, "twogan.onnx", format="onnx")
+        >>> RuntimeFuser("twogan.onnx").fuse_files("ir.png", "vis.png", "fused.png")
+    """
+    if format not in FORMATS:
+        raise ExportError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    if format == "savedmodel":
+        return export_savedmodel(checkpoint, out)
+    out = Path(out)
+    suffix = FILE_FORMATS[format]
+    if out.suffix.lower() != suffix:
+        raise ExportError(f"{out}: a {format} model file must end in {suffix}, e.g. {out.with_suffix(suffix).name}")
+    for target in (out, out.with_suffix(".bin")) if format == "openvino" else (out,):
+        if target.exists() or target.is_symlink():
+            raise ExportError(f"{target}: already exists; remove it or choose another name")
+    _check_exporter(format)
+    model, metadata = _chain_with_metadata(checkpoint)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix=temporary_prefix(), dir=out.parent) as scratch:
+            exported = Path(scratch) / f"keras{suffix}"
+            logging.getLogger("tf2onnx").setLevel(logging.ERROR)  # it logs each conversion step
+            with warnings.catch_warnings():  # Keras' tf2onnx patch probes np.object, which numpy 2 warns about
+                warnings.filterwarnings("ignore", message=".*np.object", category=FutureWarning)
+                model.export(str(exported), format=format, verbose=False)
+            WRITERS[format](exported, out, metadata.to_json())
+    except OSError as error:
+        if error.errno not in _NO_SPACE:
+            raise
+        raise OutputError(f"{out}: cannot be written: {os.strerror(error.errno)} (nothing written under this name)") from None
+    return out
+
+
+def _check_exporter(format: str) -> None:
+    """Refuse an export whose converter is not installed, naming the extra that installs it."""
+    import importlib
+
+    modules, extra = EXPORTERS[format]
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise ExportError(f"exporting to {format} needs {module}, which is not installed: {install_hint(extra)}") from None
+
+
+def _chain_with_metadata(checkpoint: str | os.PathLike | None):
+    """The chain model of ``checkpoint`` (called once: Keras exports only a called model) and its metadata."""
+    import json
+
+    from .chain import build_chain_model
+    from .checkpoints import checkpoint_dir
+    from . import __version__
+    from .inference import load_chain
+
+    g1, g2, g3, swap = load_chain(checkpoint)
+    folder = Path(checkpoint) if checkpoint is not None else checkpoint_dir()
+    config = folder / "config.json"
+    model = build_chain_model(g1, g2, g3, swap)
+    blank = np.zeros((1, 16, 16, 1), np.float32)
+    model([blank, blank])
+    metadata = ChainMetadata(
+        checkpoint=str(folder.resolve()), preset=json.loads(config.read_text())["preset"] if config.is_file() else None,
+        first_margin=g1.margin, second_margin=g3.margin, widest_layer=max(max(g.settings.widths) for g in (g1, g2, g3)),
+        swap_second_layer=swap, package_version=__version__)
+    return model, metadata
+
+
+def _write_onnx(exported: Path, out: Path, metadata: str) -> None:
+    import onnx
+
+    model = onnx.load(str(exported))
+    produced = model.graph.output[0].name  # tf2onnx's "Identity:0"
+    for node in model.graph.node:
+        for index, name in enumerate(node.output):
+            if name == produced:
+                node.output[index] = OUTPUT_NAME
+    model.graph.output[0].name = OUTPUT_NAME
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, metadata
+    with atomic_write(out) as temporary:
+        onnx.save(model, str(temporary))
+
+
+def _write_openvino(exported: Path, out: Path, metadata: str) -> None:
+    import openvino
+
+    model = openvino.Core().read_model(str(exported))
+    model.output(0).get_tensor().set_names({OUTPUT_NAME})
+    model.set_rt_info(metadata, [METADATA_KEY])
+    staged = exported.with_name("staged.xml")  # not the exported file: its .bin is mapped into memory
+    openvino.save_model(model, str(staged), compress_to_fp16=False)  # float32 weights, as exported
+    os.replace(staged.with_suffix(".bin"), out.with_suffix(".bin"))
+    os.replace(staged, out)
+
+
+def _write_litert(exported: Path, out: Path, metadata: str) -> None:
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(exported.read_bytes()), 0)
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(metadata.encode(), np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name, entry.buffer = METADATA_KEY, len(model.buffers) - 1
+    model.metadata = [*(model.metadata or []), entry]
+    model.signatureDefs[0].outputs[0].name = OUTPUT_NAME  # Keras names it output_0
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    with atomic_write(out) as temporary:
+        temporary.write_bytes(builder.Output())
+
+
+WRITERS = {"onnx": _write_onnx, "openvino": _write_openvino, "litert": _write_litert}
+"""Format -> writer of Keras' exported file with the metadata added, into ``out``."""

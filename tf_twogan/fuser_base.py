@@ -8,9 +8,11 @@ files (atomically, never over an input), pairing two folders by name
 (:func:`~tf_twogan.images.pair_folders`), checking every pair before the first
 output is written, and keeping the complete outputs of an interrupted run.
 
-The implementations: :class:`tf_twogan.inference.Fuser` (the two-layer GAN) and
-:class:`tf_twogan.fusiongan.FusionGanFuser` (an original FusionGAN checkpoint or a
-FusionGAN trained here).  No TensorFlow here.
+A :class:`LumaFuser` fuses gray pairs only and handles colour around that
+(:mod:`tf_twogan.colour`).  The implementations: :class:`tf_twogan.inference.Fuser`
+(the two-layer GAN), :class:`tf_twogan.runtime.RuntimeFuser` (the same chain exported
+to ONNX, OpenVINO or LiteRT) and :class:`tf_twogan.fusiongan.FusionGanFuser` (an
+original FusionGAN checkpoint or a FusionGAN trained here).  No TensorFlow here.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from typing import Iterable
 
 import numpy as np
 
+from .colour import LumaImage, merge_luma, split_luma
 from .images import IMAGE_SUFFIXES, ImageError, pair_folders, read_image, resize_box, write_image
 from .locking import remove_stray_temporaries
 
@@ -150,3 +153,35 @@ class BaseFuser(ABC):
         if Path(out).is_dir():
             out = Path(out) / f"{Path(ir).stem}.png"
         return [self.fuse_files(ir, vis, out, progress=progress, resize_vis=resize_vis)]
+
+
+class LumaFuser(BaseFuser):
+    """A fuser whose network fuses gray pairs (:meth:`fuse_luma`): a colour visible image is fused
+    through its BT.601 luma and gets its chroma back (:mod:`tf_twogan.colour`)."""
+
+    min_size: int
+    """Smallest image side the network accepts."""
+
+    @abstractmethod
+    def fuse_luma(self, ir: np.ndarray, vis: np.ndarray, progress: bool = False) -> np.ndarray:
+        """Fuse two gray images (uint8, or float on 0..255) of the same size; float32 (H, W) on 0..255."""
+
+    def _split_pair(self, ir: np.ndarray, vis: np.ndarray, ir_label: str, vis_label: str) -> tuple[LumaImage, LumaImage]:
+        ir_image, vis_image = split_luma(ir, ir_label), split_luma(vis, vis_label)
+        check_pair_shapes(ir_image.luma.shape, vis_image.luma.shape, ir_label, vis_label, self.min_size)
+        return ir_image, vis_image
+
+    def check_arrays(self, ir: np.ndarray, vis: np.ndarray, ir_label: str = "ir", vis_label: str = "vis") -> None:
+        """Raise :class:`ImageError` naming the images if this pair cannot be fused (pixel type, sizes, too small)."""
+        self._split_pair(ir, vis, ir_label, vis_label)
+
+    def fuse_arrays(self, ir: np.ndarray, vis: np.ndarray, *, ir_label: str = "ir", vis_label: str = "vis",
+                    as_float: bool = False, progress: bool = False) -> np.ndarray:
+        """Fuse one pair of arrays (gray, gray-as-RGB or RGB(A); uint8, uint16 or float 0..255).
+
+        Returns uint8 (H, W), or (H, W, 3) when ``vis`` is in colour (its chroma is put
+        back); with ``as_float`` the fused luma as float32 (H, W) on 0..255.
+        """
+        ir_image, vis_image = self._split_pair(ir, vis, ir_label, vis_label)
+        luma = self.fuse_luma(ir_image.luma, vis_image.luma, progress=progress)
+        return luma if as_float else merge_luma(luma, vis_image)

@@ -9,7 +9,8 @@ runs G1/G2, gathers the first-layer rows G3 needs plus a 4 px halo, and runs G3)
 the stitched result equals whole-image inference up to float rounding, while memory
 is bounded by the tile.  Colour visible images are fused through their luma and get
 their chroma back (:mod:`tf_twogan.colour`).  Files and folders are handled by
-:class:`~tf_twogan.fuser_base.BaseFuser`, shared with the FusionGAN fuser.
+:class:`~tf_twogan.fuser_base.BaseFuser`, shared with the FusionGAN fuser, and colour
+by :class:`~tf_twogan.fuser_base.LumaFuser`, shared with the exported-model fuser.
 
 Example:
     >>> fuser = Fuser()                     # the shipped checkpoint
@@ -24,15 +25,20 @@ from typing import Iterable
 
 import numpy as np
 
-from .colour import LumaImage, merge_luma, split_luma
 from .errors import TwoGanError
-from .fuser_base import BaseFuser, check_fuse_paths, check_pair_shapes
+from .fuser_base import LumaFuser, check_fuse_paths
 from .precision import PRECISIONS, default_jit_compile
-from .tiling import MIN_TILE, auto_tile_side, plan_tiles
+from .tiling import MIN_TILE, auto_tile_side, plan_tiles, tile_side
 
 
 class InferenceError(TwoGanError, ValueError):
     """A checkpoint or an option cannot be used for inference; the message says why."""
+
+
+def check_tile(tile: int | None) -> None:
+    """Refuse a ``tile`` option that is neither None, 0 (never tile) nor at least :data:`~tf_twogan.tiling.MIN_TILE`."""
+    if tile is not None and (not isinstance(tile, int) or (tile != 0 and tile < MIN_TILE)):
+        raise InferenceError(f"tile must be 0 (never tile) or at least {MIN_TILE} pixels, got {tile!r}")
 
 
 # ----------------------------------------------------------------------------- checkpoint
@@ -120,7 +126,7 @@ class FoldedStack:
 
 # ----------------------------------------------------------------------------- fuser
 
-class Fuser(BaseFuser):
+class Fuser(LumaFuser):
     """Load a two-layer GAN checkpoint once and fuse many IR/VIS pairs.
 
     Args:
@@ -147,8 +153,7 @@ class Fuser(BaseFuser):
 
         if precision not in PRECISIONS:
             raise InferenceError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        if tile is not None and (not isinstance(tile, int) or (tile != 0 and tile < MIN_TILE)):
-            raise InferenceError(f"tile must be 0 (never tile) or at least {MIN_TILE} pixels, got {tile!r}")
+        check_tile(tile)
         if jit_compile is None:
             jit_compile = default_jit_compile(precision)
         self.checkpoint, self.precision, self.tile, self.jit_compile = checkpoint, precision, tile, jit_compile
@@ -183,11 +188,7 @@ class Fuser(BaseFuser):
 
     def tile_for(self, height: int, width: int) -> int:
         """The tile side used for an image of this size (the whole image if untiled)."""
-        if self.tile:
-            return self.tile
-        if self.tile is None and height * width > self.auto_tile**2:
-            return self.auto_tile
-        return max(height, width)
+        return tile_side(self.tile, self.auto_tile, height, width)
 
     def fuse_luma(self, ir: np.ndarray, vis: np.ndarray, progress: bool = False) -> np.ndarray:
         """Fuse two gray images (uint8, or float on 0..255) of the same size; float32 (H, W) on 0..255.
@@ -222,25 +223,6 @@ class Fuser(BaseFuser):
         block = (block - np.float32(127.5)) / np.float32(127.5)
         return self._chain(block, plan.second_rows.astype(np.int32), plan.second_cols.astype(np.int32)).numpy()
 
-    def _split_pair(self, ir: np.ndarray, vis: np.ndarray, ir_label: str, vis_label: str) -> tuple[LumaImage, LumaImage]:
-        ir_image, vis_image = split_luma(ir, ir_label), split_luma(vis, vis_label)
-        check_pair_shapes(ir_image.luma.shape, vis_image.luma.shape, ir_label, vis_label, self.min_size)
-        return ir_image, vis_image
-
-    def check_arrays(self, ir: np.ndarray, vis: np.ndarray, ir_label: str = "ir", vis_label: str = "vis") -> None:
-        """Raise :class:`ImageError` naming the images if this pair cannot be fused (pixel type, sizes, too small)."""
-        self._split_pair(ir, vis, ir_label, vis_label)
-
-    def fuse_arrays(self, ir: np.ndarray, vis: np.ndarray, *, ir_label: str = "ir", vis_label: str = "vis",
-                    as_float: bool = False, progress: bool = False) -> np.ndarray:
-        """Fuse one pair of arrays (gray, gray-as-RGB or RGB(A); uint8, uint16 or float 0..255).
-
-        Returns uint8 (H, W), or (H, W, 3) when ``vis`` is in colour (its chroma is put
-        back); with ``as_float`` the fused luma as float32 (H, W) on 0..255.
-        """
-        ir_image, vis_image = self._split_pair(ir, vis, ir_label, vis_label)
-        luma = self.fuse_luma(ir_image.luma, vis_image.luma, progress=progress)
-        return luma if as_float else merge_luma(luma, vis_image)
 
 
 def fuse(ir: str | os.PathLike, vis: str | os.PathLike, out: str | os.PathLike, checkpoint: str | os.PathLike | None = None,

@@ -8,6 +8,12 @@ both margins, reflected at the image border) and, for G3, the first-layer rows i
 needs (reflected at the border of the *whole* first-layer output): the stitched
 result equals whole-image inference.  This module only plans (numpy); the
 :class:`~tf_twogan.inference.Fuser` runs the plan.
+
+A runtime that only has the whole chain (an exported model,
+:class:`~tf_twogan.runtime.RuntimeFuser`) tiles with :func:`plan_halo_tiles`
+instead: each tile's input gets a halo of both margins (clipped at the image
+border, where the chain's own reflect padding is the right one), and the output
+is cropped back to the tile.
 """
 from __future__ import annotations
 
@@ -70,6 +76,50 @@ def plan_tiles(height: int, width: int, tile: int, first_margin: int, second_mar
             right = min(left + tile, width)
             input_cols, second_cols = _axis_plan(left, right, width, first_margin, second_margin)
             yield TilePlan(slice(top, bottom), slice(left, right), input_rows, input_cols, second_rows, second_cols)
+
+
+@dataclass(frozen=True)
+class HaloTile:
+    """One output tile (``rows``, ``cols``) of a whole-chain tiling: the chain runs on the
+    input ``input_rows``/``input_cols`` and its output, cropped to ``crop_rows``/``crop_cols``, is the tile."""
+
+    rows: slice
+    cols: slice
+    input_rows: slice
+    input_cols: slice
+    crop_rows: slice
+    crop_cols: slice
+
+
+def _halo_axis(start: int, stop: int, size: int, halo: int) -> tuple[slice, slice]:
+    low, high = max(0, start - halo), min(size, stop + halo)
+    return slice(low, high), slice(start - low, stop - low)
+
+
+def plan_halo_tiles(height: int, width: int, tile: int, halo: int) -> Iterator[HaloTile]:
+    """Row-major tiles of at most ``tile`` x ``tile`` output pixels for a chain run on each tile's input plus ``halo``.
+
+    With ``halo`` = first-layer margin + second-layer margin, every first-layer value G3
+    reads is computed from true input pixels (a padded one lies farther than the first
+    margin from the tile), so the crop equals whole-image inference; at the image border
+    the input is not extended and the chain reflects there itself.
+    """
+    for top in range(0, height, tile):
+        input_rows, crop_rows = _halo_axis(top, min(top + tile, height), height, halo)
+        for left in range(0, width, tile):
+            input_cols, crop_cols = _halo_axis(left, min(left + tile, width), width, halo)
+            yield HaloTile(slice(top, min(top + tile, height)), slice(left, min(left + tile, width)),
+                           input_rows, input_cols, crop_rows, crop_cols)
+
+
+def tile_side(tile: int | None, auto_tile: int, height: int, width: int) -> int:
+    """The tile side for an image of this size: ``tile`` if given, ``auto_tile`` when ``tile`` is
+    None and the image has more than ``auto_tile**2`` pixels, else the whole image (also for ``tile=0``)."""
+    if tile:
+        return tile
+    if tile is None and height * width > auto_tile**2:
+        return auto_tile
+    return max(height, width)
 
 
 def auto_tile_side(widest_layer: int) -> int:

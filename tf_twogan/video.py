@@ -216,7 +216,8 @@ def fuse_video(ir_path: str | os.PathLike, vis_path: str | os.PathLike, out_path
     Args:
         ir_path, vis_path: videos of the same frame size and frame count.
         out_path: ``.mp4``, ``.avi``, ``.mkv`` or ``.mov``; at the infrared video's frame rate.
-        fuser: a :class:`~tf_twogan.inference.Fuser` to use (else one is loaded from
+        fuser: a :class:`~tf_twogan.inference.Fuser` or :class:`~tf_twogan.runtime.RuntimeFuser`
+            (an exported model, no TensorFlow) to use (else a ``Fuser`` is loaded from
             ``checkpoint`` at ``precision``, default :func:`~tf_twogan.precision.default_precision`, with ``tile``).
         codec: ``libx264`` (lossy, CRF 17) or ``ffv1`` (lossless, ``.mkv``/``.avi``).
         progress: show a bar with frames per second.
