@@ -183,6 +183,14 @@ def test_ctrl_c_and_sigterm_print_the_exact_command_to_rerun_and_the_rerun_says_
     assert logged == list(range(len(logged))) and len(logged) - backed_up in (0, 1)  # a stop between an epoch's row and its backup
 
 
+def test_train_in_this_process_gives_sigterm_back_its_handler(tmp_path, capsys):
+    """``main`` called from Python (a notebook, a test worker) keeps the caller's SIGTERM handler once it returns."""
+    before = signal.getsignal(signal.SIGTERM)
+    code, err = run_cli(["train", "--store", str(tmp_path / "missing.h5"), "--out", str(tmp_path / "run")], capsys)
+    assert code == 2 and "missing.h5" in err
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
 @pytest.mark.slow
 def test_sigterm_prints_the_command_to_rerun_and_the_rerun_says_where_it_resumes(mini_store, tiny_run, tmp_path):
     """Two `twogan train` processes of GAN 3 alone (about 20 s of CPU), output piped: plain text."""
@@ -259,15 +267,19 @@ def test_an_unknown_option_is_named_with_the_closest_valid_one(argv, fragment, c
     assert fragment in capsys.readouterr().err
 
 
-def test_an_unknown_option_is_answered_before_tensorflow_loads(tmp_path):
-    probe = ("import sys, time; start = time.perf_counter()\n"
-             "from tf_twogan.cli import main\n"
-             "try:\n    main(['train', '--store', 's.h5', '--ouput', 'run'])\n"
-             "except SystemExit as exit:\n    print(exit.code, 'tensorflow' in sys.modules, time.perf_counter() - start)")
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=60)
-    code, loaded, seconds = result.stdout.split()
-    assert (code, loaded) == ("2", "False"), result.stderr
-    assert "did you mean --out?" in result.stderr
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--store", "s.h5", "--ouput", "run"], "unknown option --ouput (did you mean --out?)"),
+    (["train", "--store", "s.h5"], "the following arguments are required: --out"),
+    (["train", "--store", "s.h5", "--out", "run", "--epochs", "two"], "argument --epochs: invalid int value: 'two'"),
+])
+def test_a_usage_error_is_answered_before_tensorflow_is_imported(argv, message):
+    """The command as the ``twogan`` script runs it, under ``-X importtime``: Python's own list of the modules it imported."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "tf_twogan.cli", *argv],
+                            capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert result.returncode == 2 and message in result.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert "tf_twogan.config" in imported  # the list is complete: it names the package's own modules
+    assert not {name for name in imported if name.split(".")[0] in ("tensorflow", "keras")}
 
 
 def test_evaluate_names_methods_by_name_or_dir_equals_name(tmp_path, capsys):
