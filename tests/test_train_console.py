@@ -33,7 +33,7 @@ def epoch_lines(output: str) -> list[str]:
 @pytest.mark.slow
 def test_gan3_extended_with_a_larger_epochs_equals_the_longer_run_and_the_log_is_plain_text(
         tiny_run, mini_store, tmp_path, capsys):
-    """About 15 s of CPU: GAN 3 alone (adopted first layer) trained, extended, and trained straight; CI has the piped chain's."""
+    """Three trainings of GAN 3 alone (adopted first layer): 1 epoch, extended to 2, 2 straight; CI has the piped chain's."""
     from tf_twogan.training import train
 
     run, one, two = tmp_path / "run", TINY_CHAIN, TINY_CHAIN.replace(train={"epochs": 2})
@@ -92,8 +92,8 @@ def test_a_piped_log_of_an_extended_chain_is_plain_text_naming_each_gan_and_ever
 
 @pytest.mark.slow
 def test_a_finished_2_epoch_chain_extended_with_epochs_3_equals_the_3_epoch_chain_bit_for_bit(tiny_run, mini_store, tmp_path, capsys):
-    """About 60 s of CPU: the 1-epoch chain extended to 2 then to 3 epochs (GAN 1, 2 continued, store and GAN 3 made again),
-    and a straight 3-epoch chain."""
+    """Nine GAN trainings (42 s on a pytest worker): the 1-epoch chain extended to 2 then to 3 epochs (GAN 1, 2 continued,
+    store and GAN 3 made again), and a straight 3-epoch chain."""
     from tf_twogan.training import train
 
     run = tmp_path / "run"
