@@ -92,7 +92,7 @@ def test_a_piped_log_of_an_extended_chain_is_plain_text_naming_each_gan_and_ever
 
 @pytest.mark.slow
 def test_a_finished_2_epoch_chain_extended_with_epochs_3_equals_the_3_epoch_chain_bit_for_bit(tiny_run, mini_store, tmp_path, capsys):
-    """Nine GAN trainings (42 s on a pytest worker): the 1-epoch chain extended to 2 then to 3 epochs (GAN 1, 2 continued,
+    """Nine GAN trainings: the 1-epoch chain extended to 2 then to 3 epochs (GAN 1, 2 continued,
     store and GAN 3 made again), and a straight 3-epoch chain."""
     from tf_twogan.training import train
 
