@@ -1,4 +1,6 @@
 """`twogan train` for a person: progress lines, resume and extension, collapse detection, and the command line's hints."""
+import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -10,6 +12,7 @@ import pytest
 
 from helpers import REPO, TINY_CHAIN, gan3_train_argv, history_epochs
 from test_reliability import assert_one_line_error, finish, run_cli, twogan_process
+from tf_twogan.callbacks import backup_epoch
 from tf_twogan.cli import main
 from tf_twogan.collapse import CollapseError, degeneracy
 
@@ -27,8 +30,10 @@ def epoch_lines(output: str) -> list[str]:
 # ----------------------------------------------------------------------------- extension
 
 
+@pytest.mark.slow
 def test_gan3_extended_with_a_larger_epochs_equals_the_longer_run_and_the_log_is_plain_text(
         tiny_run, mini_store, tmp_path, capsys):
+    """Three trainings of GAN 3 alone (adopted first layer): 1 epoch, extended to 2, 2 straight; CI has the piped chain's."""
     from tf_twogan.training import train
 
     run, one, two = tmp_path / "run", TINY_CHAIN, TINY_CHAIN.replace(train={"epochs": 2})
@@ -50,23 +55,62 @@ def test_gan3_extended_with_a_larger_epochs_equals_the_longer_run_and_the_log_is
             np.testing.assert_array_equal(extended, uninterrupted, err_msg=name)
 
 
-@pytest.mark.slow
-def test_a_finished_chain_extended_by_an_epoch_equals_the_longer_chain_and_retrains_gan3(tiny_run, mini_store, tmp_path, capsys):
-    """About 30 s of CPU: a chain extended (GAN 1, 2 continued; store and GAN 3 made again) and a straight chain."""
-    from tf_twogan.training import train
-
-    run, two = tmp_path / "run", TINY_CHAIN.replace(train={"epochs": 2})
+def test_a_piped_log_of_an_extended_chain_is_plain_text_naming_each_gan_and_every_history_gains_the_epoch(
+        tiny_run, mini_store, tmp_path):
+    """``twogan train --epochs 2`` on a finished 1-epoch chain, stdout and stderr piped as ``2>&1 | tee log`` would."""
+    run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
-    assert main(["train", "--store", str(mini_store), "--out", str(run), "--config", str(two.to_json(tmp_path / "two.json"))]) == 0
-    output = capsys.readouterr().out
-    assert output.count("extended from 1 to 2 epochs") == 2
-    assert "second-layer store is made again and GAN 3 trained again" in output
-    assert [line.split(":")[0] for line in epoch_lines(output)] == [
-        "GAN 1 epoch 2/2", "GAN 2 epoch 2/2", "GAN 3 epoch 1/2", "GAN 3 epoch 2/2"]
+    argv = ["train", "--store", str(mini_store), "--out", str(run), "--config", str(TINY_CHAIN.to_json(tmp_path / "tiny.json")),
+            "--epochs", "2"]
+    code, output = finish(twogan_process(argv))
+    assert code == 0, output
+    assert "\x1b" not in output and "\r" not in output and "Traceback" not in output
+    assert "GAN 1 of 3: G1, infrared as input, intensity from infrared, gradients from visible: extended from 1 to 2 epochs" in output
+    assert "GAN 2 of 3: G2, visible as input, intensity from visible, gradients from infrared: extended from 1 to 2 epochs" in output
+    assert "GAN 3 of 3: G3, I_IRV as input, intensity from I_IRV, gradients from I_VIR: 2 epochs" in output
+    assert "the second-layer store is made again and GAN 3 trained again" in output
+    lines = epoch_lines(output)  # one per epoch trained; the chain counts 6 epochs, 2 of them done before (GAN 3's are remade)
+    assert [line.split(":")[0] for line in lines] == ["GAN 1 epoch 2/2", "GAN 2 epoch 2/2", "GAN 3 epoch 1/2", "GAN 3 epoch 2/2"]
+    assert [line.split("; chain ")[1].split(",")[0] for line in lines] == ["3/6 epochs", "4/6 epochs", "5/6 epochs", "6/6 epochs"]
+    assert all(re.search(r"g_loss [0-9.e+-]+, d_loss [0-9.e+-]+, [0-9.]+ s; .* \d:\d\d:\d\d elapsed, about \d:\d\d:\d\d left$", line)
+               for line in lines), lines
+    assert output.splitlines()[-1].startswith(f"{run}: finished")
     for stage in ("gan1", "gan2", "gan3"):
         assert history_epochs(run / f"history_{stage}.csv") == [0, 1], stage
+        assert backup_epoch(run / "state" / stage) == 2, stage  # kept: a larger --epochs extends it again
+
+    from tf_twogan.gan import GAN1
+    from tf_twogan.training import configure_runtime, open_run_folder, train_pair
+
+    configure_runtime(TINY_CHAIN.train.seed)  # GAN 1 of two epochs from the start: the extended one, bit for bit
+    two = TINY_CHAIN.replace(train={"epochs": 2})
+    straight = train_pair(open_run_folder(tmp_path / "straight", two), mini_store, two, GAN1, verbose=0)
+    for network, name in ((straight.generator, "g1"), (straight.discriminator, "d1")):
+        for uninterrupted, extended in zip(network.weights, network_weights(run / f"{name}.keras")):
+            np.testing.assert_array_equal(extended, uninterrupted.numpy(), err_msg=uninterrupted.path)
+
+
+@pytest.mark.slow
+def test_a_finished_2_epoch_chain_extended_with_epochs_3_equals_the_3_epoch_chain_bit_for_bit(tiny_run, mini_store, tmp_path, capsys):
+    """Nine GAN trainings: the 1-epoch chain extended to 2 then to 3 epochs (GAN 1, 2 continued,
+    store and GAN 3 made again), and a straight 3-epoch chain."""
+    from tf_twogan.training import train
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    argv = ["train", "--store", str(mini_store), "--out", str(run), "--config", str(TINY_CHAIN.to_json(tmp_path / "tiny.json"))]
+    assert main([*argv, "--epochs", "2", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--epochs", "3"]) == 0
+    output = capsys.readouterr().out
+    assert output.count("extended from 2 to 3 epochs") == 2
+    assert "second-layer store is made again and GAN 3 trained again" in output
+    assert [line.split(":")[0] for line in epoch_lines(output)] == [
+        "GAN 1 epoch 3/3", "GAN 2 epoch 3/3", "GAN 3 epoch 1/3", "GAN 3 epoch 2/3", "GAN 3 epoch 3/3"]
+    for stage in ("gan1", "gan2", "gan3"):
+        assert history_epochs(run / f"history_{stage}.csv") == [0, 1, 2], stage
     assert not (run / "backup").exists()
-    straight = train(mini_store, tmp_path / "straight", two, verbose=0).root
+    straight = train(mini_store, tmp_path / "straight", TINY_CHAIN.replace(train={"epochs": 3}), verbose=0).root
     for name in ("g1", "d1", "g2", "d2", "g3", "d3"):
         for extended, uninterrupted in zip(network_weights(run / f"{name}.keras"), network_weights(straight / f"{name}.keras")):
             np.testing.assert_array_equal(extended, uninterrupted, err_msg=name)
@@ -91,6 +135,62 @@ def test_only_a_larger_epochs_may_change_a_started_run_and_only_when_its_state_w
 
 
 # ----------------------------------------------------------------------------- interrupt and resume
+
+
+def output_until(process: subprocess.Popen, fragment: str) -> str:
+    """What a running ``twogan`` process printed up to its first line containing ``fragment`` (or to its end)."""
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if fragment in line:
+            break
+    return "".join(lines)
+
+
+def interrupt_during_training(argv: list[str], signal_number: int, trained_line: str) -> tuple[int, str]:
+    """Start ``twogan argv`` with its output piped, send ``signal_number`` once it prints ``trained_line``; status and output."""
+    with twogan_process(argv) as process:
+        output = output_until(process, trained_line)
+        process.send_signal(signal_number)
+        output += process.stdout.read()  # through the same buffer: communicate() would skip what it holds
+        return process.wait(timeout=60), output
+
+
+def test_ctrl_c_and_sigterm_print_the_exact_command_to_rerun_and_the_rerun_says_where_it_resumes(mini_store, tiny_run, tmp_path):
+    """GAN 3 alone, two processes: Ctrl-C (SIGINT) once it trained an epoch; the printed command, SIGTERM likewise."""
+    config = TINY_CHAIN.replace(second_layer={"epochs": 10})
+    run = tmp_path / "run"
+    argv = [argument for argument in gan3_train_argv(mini_store, run, config.to_json(tmp_path / "gan3.json"), tiny_run)
+            if argument != "--quiet"]
+    rerun = f"twogan train: the finished epochs are saved; to resume, run: {shlex.join(['twogan', *argv])}"
+
+    code, output = interrupt_during_training(argv, signal.SIGINT, "GAN 3 epoch 1/10")
+    assert code == 130, output
+    assert output.splitlines()[-2:] == ["twogan train: interrupted", rerun]
+    assert "\x1b" not in output and "\r" not in output and "Traceback" not in output
+    assert "GAN 1 of 3: G1, infrared as input" in output and "GAN 2 of 3: G2, visible as input" in output
+    assert "GAN 3 of 3: G3, I_IRV as input" in output
+    done = backup_epoch(run / "backup" / "gan3")
+    assert 1 <= done < 10 and not (run / "g3.keras").exists(), "the signal should land while GAN 3 trains"
+
+    command = shlex.split(rerun.split("to resume, run: ")[1])
+    assert command[0] == "twogan"
+    code, output = interrupt_during_training(command[1:], signal.SIGTERM, f"GAN 3 epoch {done + 1}/10")
+    assert code == 130, output
+    assert f"GAN 3 resumes at epoch {done + 1} of 10" in output
+    assert output.splitlines()[-2:] == ["twogan train: interrupted", rerun]
+    assert "\x1b" not in output and "Traceback" not in output
+    backed_up, logged = backup_epoch(run / "backup" / "gan3"), history_epochs(run / "history_gan3.csv")
+    assert done < backed_up < 10
+    assert logged == list(range(len(logged))) and len(logged) - backed_up in (0, 1)  # a stop between an epoch's row and its backup
+
+
+def test_train_in_this_process_gives_sigterm_back_its_handler(tmp_path, capsys):
+    """``main`` called from Python (a notebook, a test worker) keeps the caller's SIGTERM handler once it returns."""
+    before = signal.getsignal(signal.SIGTERM)
+    code, err = run_cli(["train", "--store", str(tmp_path / "missing.h5"), "--out", str(tmp_path / "run")], capsys)
+    assert code == 2 and "missing.h5" in err
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 @pytest.mark.slow
@@ -169,15 +269,19 @@ def test_an_unknown_option_is_named_with_the_closest_valid_one(argv, fragment, c
     assert fragment in capsys.readouterr().err
 
 
-def test_an_unknown_option_is_answered_before_tensorflow_loads(tmp_path):
-    probe = ("import sys, time; start = time.perf_counter()\n"
-             "from tf_twogan.cli import main\n"
-             "try:\n    main(['train', '--store', 's.h5', '--ouput', 'run'])\n"
-             "except SystemExit as exit:\n    print(exit.code, 'tensorflow' in sys.modules, time.perf_counter() - start)")
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=60)
-    code, loaded, seconds = result.stdout.split()
-    assert (code, loaded) == ("2", "False"), result.stderr
-    assert "did you mean --out?" in result.stderr
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--store", "s.h5", "--ouput", "run"], "unknown option --ouput (did you mean --out?)"),
+    (["train", "--store", "s.h5"], "the following arguments are required: --out"),
+    (["train", "--store", "s.h5", "--out", "run", "--epochs", "two"], "argument --epochs: invalid int value: 'two'"),
+])
+def test_a_usage_error_is_answered_before_tensorflow_is_imported(argv, message):
+    """The command as the ``twogan`` script runs it, under ``-X importtime``: Python's own list of the modules it imported."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "tf_twogan.cli", *argv],
+                            capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert result.returncode == 2 and message in result.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert "tf_twogan.config" in imported  # the list is complete: it names the package's own modules
+    assert not {name for name in imported if name.split(".")[0] in ("tensorflow", "keras")}
 
 
 def test_evaluate_names_methods_by_name_or_dir_equals_name(tmp_path, capsys):

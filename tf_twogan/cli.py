@@ -481,8 +481,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``twogan``; returns the exit status."""
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], None] = args.handler
+    caller_handler = None  # SIGTERM's handler before train's, given back on return (main may run inside a notebook)
     if args.command == "train" and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _interrupt)
+        caller_handler = signal.signal(signal.SIGTERM, _interrupt)
     try:
         if args.command in TENSORFLOW_COMMANDS and getattr(args, "model", None) is None:  # fuse --model: no TensorFlow
             import_tensorflow_quietly(verbose=args.verbose)
@@ -498,6 +499,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             command = shlex.join(["twogan", *(sys.argv[1:] if argv is None else argv)])
             print(f"twogan train: the finished epochs are saved; to resume, run: {command}", file=sys.stderr)
         return 130
+    finally:
+        if caller_handler is not None:
+            signal.signal(signal.SIGTERM, caller_handler)
     return 0
 
 
