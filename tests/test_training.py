@@ -189,3 +189,15 @@ def test_train_config_file_replaces_the_preset_and_flags_still_override(tmp_path
     args = build_parser().parse_args(["train", "--store", "s.h5", "--out", "run", "--config", str(tmp_path / "bad.json")])
     with pytest.raises(ConfigError, match="bad.json.*lambda"):
         resolve_config(args)
+
+
+def test_second_layer_epochs_flag_sets_gan3s_own_count_which_epochs_leaves_alone():
+    """sharp gives GAN 3 its own 10 epochs: ``--epochs`` moves GAN 1 and GAN 2 only, ``--second-layer-epochs`` GAN 3."""
+    from tf_twogan.cli import build_parser, resolve_config
+    from tf_twogan.run_folder import gan3_epochs
+
+    base = ["train", "--store", "s.h5", "--out", "run", "--preset", "sharp"]
+    config = resolve_config(build_parser().parse_args([*base, "--epochs", "1"]))
+    assert (config.train.epochs, gan3_epochs(config)) == (1, 10)
+    config = resolve_config(build_parser().parse_args([*base, "--epochs", "1", "--second-layer-epochs", "2"]))
+    assert (config.train.epochs, gan3_epochs(config)) == (1, 2)

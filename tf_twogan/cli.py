@@ -78,7 +78,8 @@ def resolve_config(args: argparse.Namespace):
         overrides["swap_second_layer"] = True
     second = {key: value for key, value in (("intensity_target", args.second_layer_intensity),
                                             ("gradient_target", args.second_layer_gradient),
-                                            ("init", args.second_layer_init)) if value is not None}
+                                            ("init", args.second_layer_init),
+                                            ("epochs", args.second_layer_epochs)) if value is not None}
     return base.replace(train=overrides, second_layer=second)
 
 
@@ -378,7 +379,10 @@ collapse:
                        "on 2 CPU cores; paper: about 50 h on such a CPU, a GPU job)")
     train.add_argument("--config", help="a config JSON (e.g. a run's config.json, edited) instead of --preset/--method; "
                        "for ablations: every constant of the paper is a field")
-    train.add_argument("--epochs", type=int, help="epochs per GAN; a larger value on a finished run extends it")
+    train.add_argument("--epochs", type=int, help="epochs of GAN 1 and GAN 2, and of GAN 3 unless the preset gives it its own "
+                       "(sharp: 10, see --second-layer-epochs); a larger value on a finished run extends it")
+    train.add_argument("--second-layer-epochs", type=int, metavar="N",
+                       help="GAN 3's own epochs (default: the preset's; paper: --epochs); a larger value extends a finished run")
     train.add_argument("--steps-per-epoch", type=int, help="batches per epoch (default: one pass over the store)")
     train.add_argument("--batch-size", type=int, help="patches per batch")
     train.add_argument("--learning-rate", type=float, help="Adam learning rate")
