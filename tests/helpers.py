@@ -18,13 +18,13 @@ DATA = data_root()  # $TWOGAN_DATA, else ../shared/data beside the repository, e
 TNO = DATA / "tno"
 MINI_PAIRS = ["2", "24"]  # two small TNO training pairs (595x328 and 620x450)
 TINY_WIDTHS = (8, 8, 4, 4)
-NEED_DATA_ENV = "TWOGAN_TESTS_NEED_DATA"  # set by .ci/run: a test whose dataset is missing fails instead of skipping
+NEED_DATA_ENV = "TWOGAN_TESTS_NEED_DATA"  # when set, a test whose dataset is missing fails instead of skipping
 DATASET_TITLES = {"tno": "TNO", "roadscene": "RoadScene", "vifb": "VIFB"}
 
 
 def cannot_run(reason: str) -> NoReturn:
     """End a test that lacks something it needs: a skip in a clone without ``../shared/data``, a failure where
-    everything is expected (the data root is ``../shared/data``, or ``$TWOGAN_TESTS_NEED_DATA`` is set, as in CI)."""
+    everything is expected (the data root is ``../shared/data``, or ``$TWOGAN_TESTS_NEED_DATA`` is set)."""
     if os.environ.get(NEED_DATA_ENV) or DATA == shared_data():
         pytest.fail(reason, pytrace=False)
     pytest.skip(reason)
