@@ -247,3 +247,23 @@ def test_the_console_entry_exits_normally_from_train_which_keeps_its_clean_up(tm
     train = run_console_entry("train", "--store", str(tmp_path / "bad.h5"), "--out", str(tmp_path / "run"))
     assert train.returncode == 2, train.stderr  # TensorFlow was loaded (train loads it before reading the store)
     assert "EXIT HANDLER RAN" in train.stdout
+
+
+def test_progress_bars_draw_on_a_terminal_and_nothing_into_a_file_or_pipe():
+    """A log piped to a file must not fill with carriage-return redraws; a terminal still gets the bar."""
+    import io
+    import os
+
+    from tf_twogan.console import tqdm
+
+    log = io.StringIO()
+    for _ in tqdm(range(3), desc="fuse", file=log):
+        pass
+    assert log.getvalue() == ""
+    leader, follower = os.openpty()
+    with os.fdopen(follower, "w") as terminal:
+        for _ in tqdm(range(3), desc="fuse", file=terminal):
+            pass
+    drawn = os.read(leader, 4096).decode()
+    os.close(leader)
+    assert "fuse" in drawn and "3/3" in drawn

@@ -86,5 +86,9 @@ def _tqdm_class():
 
 
 def tqdm(*args, **kwargs):
-    """A progress bar (``tqdm.tqdm`` arguments) that never warns about missing notebook widgets."""
-    return _tqdm_class()(*args, **kwargs)
+    """A progress bar (``tqdm.tqdm`` arguments) that never warns about missing notebook widgets, and
+    draws nothing into a file or pipe, whose log its carriage-return redraws would fill."""
+    bar = _tqdm_class()
+    if bar.__module__ != "tqdm.notebook" and not (kwargs.get("file") or sys.stderr).isatty():
+        kwargs["disable"] = True
+    return bar(*args, **kwargs)
