@@ -2,8 +2,8 @@
 
 onnxruntime's static quantization (``onnxruntime.quantization.quantize_static``): QDQ
 format, int8 weights per output channel, uint8 activations whose ranges are the minimum
-and maximum seen on a few calibration pairs.  Only the 3x3 convolutions after the first
-of each generator and their LeakyReLUs are quantized: the first convolution (2 input
+and maximum seen on a few calibration pairs.  Only the convolutions after the first of
+each generator and the LeakyReLUs are quantized: the first convolution (2 input
 channels) runs slower at int8 than at float32 in onnxruntime on an AVX-512/VNNI CPU, and
 the tail (Tanh, the 0..255 mapping, concatenations, padding) stays float32 so that the
 fused image keeps all its grey levels.  Measured speed and accuracy: docs/PERFORMANCE.md
