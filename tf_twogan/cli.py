@@ -460,7 +460,7 @@ collapse:
     export.add_argument("--out", required=True, help="savedmodel: numbered version folder to create, e.g. export/twogan/1; "
                         "otherwise the model file, e.g. twogan.onnx")
     export.add_argument("--precision", choices=EXPORT_PRECISIONS, default="float32",
-                        help="float32 (default) or int8 (onnx only: static quantization, about 1.5x faster on a "
+                        help="float32 (default) or int8 (onnx only: static quantization, about 1.6x faster on a "
                         "VNNI CPU, PSNR about 47 dB against float32; docs/PERFORMANCE.md)")
     export.add_argument("--calibration", metavar="DIR", help="int8: calibrate on every pair of DIR/ir and DIR/vis "
                         "(default: 8 TNO training pairs under the data root)")
