@@ -12,8 +12,9 @@ In one run:
 - **frames per second** at 640x480: ``fuse_arrays`` on that pair (colour handling
   included, file I/O not), each runtime and precision in its own process (TensorFlow
   float32 ``Fuser``; onnxruntime; OpenVINO at f32 and at its default precision hint;
-  LiteRT), ``--frames`` calls after two warm-up calls, with the largest difference of
-  the fused luma against TensorFlow float32 in grey levels;
+  LiteRT; onnxruntime on the int8 ONNX file), ``--frames`` calls after two warm-up calls,
+  with the largest difference of the fused luma against TensorFlow float32 in grey levels
+  and its PSNR;
 - the CPU flags that decide OpenVINO's default precision (AVX512_BF16, AMX) and the
   load average before and after.
 
@@ -35,10 +36,13 @@ from common import REPO, TNO, load_note, write_json
 
 PAIR = (TNO / "ir" / "21.bmp", TNO / "vis" / "21.bmp")  # 640 x 480
 SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "litert": ".tflite"}
+EXPORTS = {"onnx": ("onnx", "float32"), "openvino": ("openvino", "float32"), "litert": ("litert", "float32"),
+           "onnx-int8": ("onnx", "int8")}
+"""Exported file -> (format, precision); int8 is calibrated on TNO training pairs (tf_twogan.quantize)."""
 # (label, format or "tensorflow", precision given to the fuser)
 CONFIGURATIONS = [("TensorFlow float32", "tensorflow", "float32"), ("onnxruntime float32", "onnx", "float32"),
                   ("OpenVINO f32", "openvino", "float32"), ("OpenVINO default hint", "openvino", None),
-                  ("LiteRT float32", "litert", "float32")]
+                  ("LiteRT float32", "litert", "float32"), ("onnxruntime int8", "onnx-int8", "float32")]
 CPU_FLAGS = ("avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
 
 WORKER = """
@@ -63,9 +67,11 @@ for _ in range(frames):
 seconds = time.perf_counter() - start
 if kind == "tensorflow":
     np.save(reference, luma)
-ran_at = fuser.session.precision if kind == "openvino" else precision
+ran_at = precision if kind == "tensorflow" else fuser.session.precision if kind == "openvino" else fuser.metadata.precision
+error = luma.astype(np.float64) - np.load(reference)
+psnr = 10 * np.log10(255 ** 2 / np.mean(error ** 2)) if error.any() else float("inf")
 print(json.dumps(dict(load_seconds=loaded, fps=frames / seconds, ms_per_frame=1000 * seconds / frames,
-                      max_difference=float(np.abs(luma - np.load(reference)).max()), ran_at=ran_at,
+                      max_difference=float(np.abs(error).max()), psnr=psnr, ran_at=ran_at,
                       tensorflow_imported="tensorflow" in sys.modules)))
 """
 
@@ -79,12 +85,12 @@ def cpu_flags() -> dict[str, bool]:
 
 
 def export_all(checkpoint: str | None, folder: Path) -> dict[str, Path]:
-    """Export the chain to every file format, in a child process (this one stays free of TensorFlow)."""
-    paths = {format: folder / f"chain{suffix}" for format, suffix in SUFFIXES.items()}
+    """Export the chain to every file of :data:`EXPORTS`, in a child process (this one stays free of TensorFlow)."""
+    paths = {name: folder / f"chain-{name}{SUFFIXES[format]}" for name, (format, _) in EXPORTS.items()}
     code = ("import sys; from tf_twogan.export import export_model\n"
-            "for format, path in zip(sys.argv[2::2], sys.argv[3::2]):\n"
-            "    export_model(sys.argv[1] or None, path, format=format)")
-    arguments = [item for format, path in paths.items() for item in (format, str(path))]
+            "for format, precision, path in zip(sys.argv[2::3], sys.argv[3::3], sys.argv[4::3]):\n"
+            "    export_model(sys.argv[1] or None, path, format=format, precision=precision)")
+    arguments = [item for name, path in paths.items() for item in (*EXPORTS[name], str(path))]
     subprocess.run([sys.executable, "-c", code, checkpoint or "", *arguments], check=True, cwd=REPO,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return paths
@@ -132,7 +138,7 @@ def main() -> None:
                                    *map(str, PAIR)], check=True, cwd=REPO, capture_output=True, text=True)
             row = results["throughput"][label] = json.loads(done.stdout.splitlines()[-1])
             print(f"  {label:24s} {row['fps']:6.1f} frames/s  {row['ms_per_frame']:6.1f} ms/frame  "
-                  f"max diff {row['max_difference']:.4f} grey levels  (runs at {row['ran_at']}; "
+                  f"max diff {row['max_difference']:.4f} grey levels, PSNR {row['psnr']:.1f} dB  (runs at {row['ran_at']}; "
                   f"TensorFlow imported: {'yes' if row['tensorflow_imported'] else 'no'})")
     results["load_after"] = load_note()
     print(f"\nafter: {results['load_after']}")

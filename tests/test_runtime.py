@@ -10,17 +10,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import onnx  # in the test extra (setup.cfg): a missing runtime must fail, not skip
 import pytest
 
-from helpers import DATA, REPO, TNO
+from helpers import DATA, MINI_PAIRS, REPO, TNO
 from test_reliability import assert_one_line_error, files_under, run_cli
 from tf_twogan.checkpoints import checkpoint_dir
-from tf_twogan.images import read_image, write_image
-from tf_twogan.runtime import METADATA_KEY, RuntimeFuser, tflite_metadata
+from tf_twogan.images import read_gray_uint8, read_image, write_image
+from tf_twogan.runtime import METADATA_KEY, ChainMetadata, RuntimeFuser, tflite_metadata
 from tf_twogan.tiling import plan_halo_tiles
 
 SHARP = checkpoint_dir("sharp")
@@ -261,3 +262,47 @@ def test_video_through_an_exported_model_equals_its_frames_without_tensorflow(ex
     assert len(frames) == FRAMES
     for index, (got, want) in enumerate(zip(frames, expected_frames(RuntimeFuser(exported["onnx"]), ir, vis), strict=True)):
         np.testing.assert_array_equal(got, want, err_msg=f"frame {index}")
+
+
+def crop_pairs(folder: Path, names: list[str], window) -> Path:
+    """``folder/ir``, ``folder/vis`` holding a crop of each named TNO pair (a small calibration or test set)."""
+    for name in names:
+        for kind in ("ir", "vis"):
+            write_image(folder / kind / f"{name}.png", read_gray_uint8(TNO / kind / f"{name}.bmp")[window])
+    return folder
+
+
+def test_int8_chain_quantizes_all_but_the_first_convolutions_and_fuses_near_float32(exported, tmp_path):
+    from tf_twogan.quantize import calibration_pairs, quantize_onnx
+
+    calibration = crop_pairs(tmp_path / "calibration", MINI_PAIRS, np.s_[::4, ::4])  # training pairs only
+    pairs, note = calibration_pairs(calibration)
+    assert note == f"2 pairs of {calibration.resolve()}"
+    metadata = ChainMetadata.from_json(json.dumps(stored_metadata("onnx", exported["onnx"])), "float32 chain")
+    int8 = quantize_onnx(exported["onnx"], tmp_path / "int8.onnx", pairs,
+                         replace(metadata, precision="int8", calibration=note).to_json())
+    stored = stored_metadata("onnx", int8)
+    assert (stored["precision"], stored["calibration"], stored["halo"]) == ("int8", note, 8)
+    weights = [tensor for tensor in onnx.load(str(int8)).graph.initializer if len(tensor.dims) == 4]
+    int8_weights = [tuple(tensor.dims) for tensor in weights if tensor.data_type == onnx.TensorProto.INT8]
+    # sharp: per generator 2->32 (kept float32), 32->32, 32->16, 16->16 3x3 convs and a 16->1 1x1 output conv
+    assert sorted(int8_weights) == sorted([(32, 32, 3, 3), (16, 32, 3, 3), (16, 16, 3, 3), (1, 16, 1, 1)] * 3)
+    assert sum(tensor.dims[1] == 2 and tensor.data_type == onnx.TensorProto.FLOAT for tensor in weights) == 3
+    ir, vis = (read_image(TNO / kind / "21.bmp")[200:264, 300:364] for kind in ("ir", "vis"))  # a test pair
+    fused = RuntimeFuser(int8).fuse_arrays(ir, vis, as_float=True)
+    reference = RuntimeFuser(exported["onnx"]).fuse_arrays(ir, vis, as_float=True)
+    psnr = 10 * np.log10(255 ** 2 / np.mean((fused.astype(np.float64) - reference) ** 2))
+    assert 35 <= psnr < 80  # close to float32, yet really computed at int8
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--format", "openvino", "--precision", "int8", "--out", "chain.xml"], "int8 export is for ONNX"),
+    (["--format", "onnx", "--calibration", "calibration", "--out", "chain.onnx"], "for --precision int8 only"),
+    (["--format", "onnx", "--precision", "int8", "--calibration", "calibration", "--out", "chain.onnx"], "calibration"),
+])
+def test_int8_export_refuses_a_bad_request_before_loading(argv, words, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "calibration" / "ir").mkdir(parents=True)  # no vis folder, no pairs
+    code, err = run_cli(["export", *argv], capsys)
+    assert_one_line_error(code, err, "export", words)
+    assert files_under(tmp_path) == set()

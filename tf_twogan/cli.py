@@ -22,6 +22,7 @@ from .config import METHODS, PRESETS, SECOND_LAYER_INITS, SECOND_LAYER_TARGETS, 
 from .console import VERBOSE_ENV, import_tensorflow_quietly
 from .errors import TwoGanError, one_line
 from .export import FORMATS as EXPORT_FORMATS
+from .runtime import EXPORT_PRECISIONS
 from .images import ImageError
 
 # Subcommands that import TensorFlow: it is imported up front, with its log lines hidden.
@@ -229,11 +230,13 @@ def _fusiongan_fuser(args: argparse.Namespace):
 def _export(args: argparse.Namespace) -> None:
     from .export import export_model
 
-    written = export_model(args.checkpoint, args.out, format=args.format)
+    written = export_model(args.checkpoint, args.out, format=args.format, precision=args.precision,
+                           calibration=args.calibration)
     if args.format == "savedmodel":
         print(f"{written}: SavedModel (signature serving_default: ir, vis -> fused)")
     else:
-        print(f"{written}: {args.format} model (inputs ir, vis -> fused; run it with twogan fuse --model {written})")
+        print(f"{written}: {args.format} model at {args.precision} (inputs ir, vis -> fused; "
+              f"run it with twogan fuse --model {written})")
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -460,6 +463,11 @@ collapse:
                         help="savedmodel (default; TF Serving), onnx (.onnx), openvino (.xml + .bin) or litert (.tflite)")
     export.add_argument("--out", required=True, help="savedmodel: numbered version folder to create, e.g. export/twogan/1; "
                         "otherwise the model file, e.g. twogan.onnx")
+    export.add_argument("--precision", choices=EXPORT_PRECISIONS, default="float32",
+                        help="float32 (default) or int8 (onnx only: static quantization, about 1.6x faster on a "
+                        "VNNI CPU, PSNR about 47 dB against float32; docs/PERFORMANCE.md)")
+    export.add_argument("--calibration", metavar="DIR", help="int8: calibrate on every pair of DIR/ir and DIR/vis "
+                        "(default: 8 TNO training pairs under the data root)")
     export.set_defaults(handler=_export)
 
     demo = commands.add_parser("demo", help="fuse the bundled sample pairs, print the metric table, draw a figure")

@@ -41,6 +41,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ from .atomic import atomic_write
 from .images import OutputError
 from .locking import temporary_prefix
 from .errors import TwoGanError
-from .runtime import FORMATS as FILE_FORMATS, METADATA_KEY, OUTPUT_NAME, ChainMetadata, install_hint
+from .runtime import EXPORT_PRECISIONS, FORMATS as FILE_FORMATS, METADATA_KEY, OUTPUT_NAME, ChainMetadata, install_hint
 
 SIGNATURES = ("serving_default", "serving_uint8", "serving_images")
 FORMATS = ("savedmodel", *FILE_FORMATS)
@@ -213,12 +214,16 @@ def rest_request_body(ir: np.ndarray, vis: np.ndarray, form: str = "inputs",
     raise ExportError(f"form must be 'inputs' or 'instances', got {form!r}")
 
 
-def export_model(checkpoint: str | os.PathLike | None, out: str | os.PathLike, format: str = "savedmodel") -> Path:
+def export_model(checkpoint: str | os.PathLike | None, out: str | os.PathLike, format: str = "savedmodel",
+                 precision: str = "float32", calibration: str | os.PathLike | None = None) -> Path:
     """Export the chain of ``checkpoint`` (default: the shipped one) to ``out``; returns ``out``.
 
     ``format``: ``savedmodel`` (:func:`export_savedmodel`, ``out`` a new numbered version
     folder), ``onnx`` (``out`` ends in ``.onnx``), ``openvino`` (``.xml``, its weights in
     the ``.bin`` beside it) or ``litert`` (``.tflite``).  An existing ``out`` is refused.
+    ``precision="int8"`` (ONNX only) quantizes the chain (:mod:`tf_twogan.quantize`),
+    calibrated on the pairs of ``calibration`` (a folder with ``ir/`` and ``vis/``;
+    default: TNO training pairs under the data root).
 
     Example:
         >>> export_model(None, "twogan.onnx", format="onnx")
@@ -226,6 +231,12 @@ def export_model(checkpoint: str | os.PathLike | None, out: str | os.PathLike, f
     """
     if format not in FORMATS:
         raise ExportError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    if precision not in EXPORT_PRECISIONS:
+        raise ExportError(f"precision must be one of {', '.join(EXPORT_PRECISIONS)}, got {precision!r}")
+    if precision != "float32" and format != "onnx":
+        raise ExportError(f"{out}: {precision} export is for ONNX (--format onnx); {format} is written at float32")
+    if calibration is not None and precision != "int8":
+        raise ExportError("a calibration folder is for --precision int8 only")
     if format == "savedmodel":
         return export_savedmodel(checkpoint, out)
     out = Path(out)
@@ -235,7 +246,11 @@ def export_model(checkpoint: str | os.PathLike | None, out: str | os.PathLike, f
     for target in (out, out.with_suffix(".bin")) if format == "openvino" else (out,):
         if target.exists() or target.is_symlink():
             raise ExportError(f"{target}: already exists; remove it or choose another name")
-    _check_exporter(format)
+    _check_exporter(format, precision)
+    if precision == "int8":
+        from .quantize import calibration_pairs
+
+        pairs, note = calibration_pairs(calibration)
     model, metadata = _chain_with_metadata(checkpoint)
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -245,7 +260,14 @@ def export_model(checkpoint: str | os.PathLike | None, out: str | os.PathLike, f
             with warnings.catch_warnings():  # Keras' tf2onnx patch probes np.object, which numpy 2 warns about
                 warnings.filterwarnings("ignore", message=".*np.object", category=FutureWarning)
                 model.export(str(exported), format=format, verbose=False)
-            WRITERS[format](exported, out, metadata.to_json())
+            if precision == "int8":
+                from .quantize import quantize_onnx
+
+                float_model = Path(scratch) / "float32.onnx"
+                _write_onnx(exported, float_model, metadata.to_json())
+                quantize_onnx(float_model, out, pairs, replace(metadata, precision="int8", calibration=note).to_json())
+            else:
+                WRITERS[format](exported, out, metadata.to_json())
     except OSError as error:
         if error.errno not in _NO_SPACE:
             raise
@@ -253,12 +275,12 @@ def export_model(checkpoint: str | os.PathLike | None, out: str | os.PathLike, f
     return out
 
 
-def _check_exporter(format: str) -> None:
-    """Refuse an export whose converter is not installed, naming the extra that installs it."""
+def _check_exporter(format: str, precision: str = "float32") -> None:
+    """Refuse an export whose converter (or quantizer) is not installed, naming the extra that installs it."""
     import importlib
 
     modules, extra = EXPORTERS[format]
-    for module in modules:
+    for module in (*modules, "onnxruntime") if precision == "int8" else modules:
         try:
             importlib.import_module(module)
         except ImportError:

@@ -43,6 +43,8 @@ FORMATS = {"onnx": ".onnx", "openvino": ".xml", "litert": ".tflite"}
 EXTRAS = {"onnx": ("onnxruntime", "onnx"), "openvino": ("openvino", "openvino"), "litert": ("ai_edge_litert", "litert")}
 """Format -> (the runtime's module, the install extra that brings it)."""
 PRECISIONS = ("float32", "bfloat16")
+EXPORT_PRECISIONS = ("float32", "int8")
+"""Precision of the chain's weights and activations in the file (int8: ONNX only, :mod:`tf_twogan.quantize`)."""
 OUTPUT_NAME = "fused"
 """The exported chain's output (its inputs: ``ir``, ``vis``)."""
 
@@ -84,7 +86,9 @@ class ChainMetadata:
     Inputs ``ir``, ``vis`` and output ``fused``: float32 ``[N, H, W, 1]`` (NHWC, one
     channel) on 0..255.  Each generator reflect-pads by its margin, so a side needs at
     least :attr:`min_size` pixels, and a tile run with :attr:`halo` pixels of context on
-    each side equals whole-image inference.
+    each side equals whole-image inference.  :attr:`precision` is ``int8`` for a chain
+    quantized by :mod:`tf_twogan.quantize` (inputs and output stay float32), with
+    :attr:`calibration` naming the pairs its activation ranges came from.
     """
 
     checkpoint: str
@@ -101,6 +105,8 @@ class ChainMetadata:
     value_range: tuple[float, ...] = (0.0, 255.0)
     package_version: str = ""
     format_version: int = 1
+    precision: str = "float32"
+    calibration: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("first_margin", "second_margin", "widest_layer"):
@@ -109,6 +115,8 @@ class ChainMetadata:
         if tuple(self.inputs) != ("ir", "vis") or self.layout != "NHWC" or self.channels != 1 or self.dtype != "float32":
             raise ValueError(f"inputs {self.inputs}, layout {self.layout}, {self.channels} channel(s), {self.dtype}: "
                              "expected ir, vis NHWC 1-channel float32")
+        if self.precision not in EXPORT_PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(EXPORT_PRECISIONS)}, got {self.precision!r}")
 
     @property
     def halo(self) -> int:
