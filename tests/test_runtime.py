@@ -163,6 +163,7 @@ def test_cli_fuse_model_imports_no_tensorflow(format, exported, tmp_path):
     out = tmp_path / "fused.png"
     done = run_python(CLI_WITHOUT_TENSORFLOW, "fuse", "--model", str(exported[format]), "--ir", str(ir), "--vis", str(vis),
                       "--out", str(out), "--tile", "16", "--quiet")
+    assert done.returncode == 0 and done.stdout, done.stderr  # a crash shows its own message, not an IndexError
     assert json.loads(done.stdout.splitlines()[-1]) == {"code": 0, "imported": []}, done.stderr
     assert done.stderr == ""
     np.testing.assert_array_equal(read_image(out), RuntimeFuser(exported[format], tile=16).fuse_arrays(read_image(ir), read_image(vis)))
