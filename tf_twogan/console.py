@@ -85,10 +85,15 @@ def _tqdm_class():
     return tqdm
 
 
+LOG_INTERVAL = 30.0
+"""Seconds between progress-bar redraws when the output is not a terminal."""
+
+
 def tqdm(*args, **kwargs):
     """A progress bar (``tqdm.tqdm`` arguments) that never warns about missing notebook widgets, and
-    draws nothing into a file or pipe, whose log its carriage-return redraws would fill."""
+    redraws at most every :data:`LOG_INTERVAL` seconds into a file or pipe, whose log its
+    carriage-return redraws would fill (the final count and rate are still written)."""
     bar = _tqdm_class()
     if bar.__module__ != "tqdm.notebook" and not (kwargs.get("file") or sys.stderr).isatty():
-        kwargs["disable"] = True
+        kwargs.setdefault("mininterval", LOG_INTERVAL)
     return bar(*args, **kwargs)
