@@ -179,3 +179,22 @@ def test_export_refuses_bad_targets_and_cli_exports(tiny_checkpoint, exported, t
     assert (tmp_path / "served" / "7" / "saved_model.pb").is_file()
     assert main(["export", "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "served" / "7")]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_an_export_removes_the_version_folder_a_killed_export_left_and_nothing_else(tiny_checkpoint, tmp_path):
+    """A SIGKILL'd export leaves a hidden half-written version folder (TF Serving ignores it, the disk does not):
+    the next export in that model folder removes it, and keeps a live writer's, the user's and other versions."""
+    import subprocess
+
+    done = subprocess.Popen(["true"])
+    done.wait()
+    model = tmp_path / "twogan"
+    stale = model / f".twogan-tmp.{done.pid}.k1ll3d_x.1"
+    kept = [model / f".twogan-tmp.{os.getpid()}.l1vewr1t.3", model / ".backup.tmp", model / "1"]
+    for folder in (stale, *kept):
+        (folder / "variables").mkdir(parents=True)
+        (folder / "variables" / "variables.index").write_bytes(b"partial")
+    assert export_savedmodel(tiny_checkpoint, model / "2") == model / "2"
+    assert not stale.exists()
+    assert all((folder / "variables" / "variables.index").read_bytes() == b"partial" for folder in kept)
+    assert sorted(path.name for path in model.iterdir()) == sorted([".backup.tmp", kept[0].name, "1", "2"])

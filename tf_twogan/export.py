@@ -47,9 +47,9 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_write
+from .atomic import atomic_write, temporary_suffix
 from .images import OutputError
-from .locking import temporary_prefix
+from .locking import remove_stray_temporaries, temporary_prefix
 from .errors import TwoGanError
 from .runtime import EXPORT_PRECISIONS, FORMATS as FILE_FORMATS, METADATA_KEY, OUTPUT_NAME, ChainMetadata, install_hint
 
@@ -172,6 +172,7 @@ def export_savedmodel(checkpoint: str | os.PathLike | None, out_dir: str | os.Pa
         raise ExportError(f"{out_dir}: already exists; choose a new version number")
     module = _fusion_module(checkpoint)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    remove_stray_temporaries(out_dir.parent)  # versions a killed export left half-written (hidden from TF Serving, not from the disk)
     temporary = Path(tempfile.mkdtemp(prefix=temporary_prefix(), suffix=f".{out_dir.name}", dir=out_dir.parent))
     try:
         try:
@@ -253,8 +254,9 @@ def export_model(checkpoint: str | os.PathLike | None, out: str | os.PathLike, f
         pairs, note = calibration_pairs(calibration)
     model, metadata = _chain_with_metadata(checkpoint)
     out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stray_temporaries(out.parent, out)
     try:
-        with tempfile.TemporaryDirectory(prefix=temporary_prefix(), dir=out.parent) as scratch:
+        with tempfile.TemporaryDirectory(prefix=temporary_prefix(), suffix=temporary_suffix(out), dir=out.parent) as scratch:
             exported = Path(scratch) / f"keras{suffix}"
             logging.getLogger("tf2onnx").setLevel(logging.ERROR)  # it logs each conversion step
             with warnings.catch_warnings():  # Keras' tf2onnx patch probes np.object, which numpy 2 warns about

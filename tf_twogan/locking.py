@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import shutil
 import struct
 from pathlib import Path
 
@@ -57,9 +58,10 @@ def remove_stray_temporaries(folder: str | os.PathLike, target: str | os.PathLik
 
     Only names made by :func:`temporary_prefix` are candidates: a user's hidden or
     ``.tmp`` files are never touched, nor the temporaries of a process still running,
-    nor one that a live process holds locked (:func:`tf_twogan.atomic.atomic_write`
+    nor a file that a live process holds locked (:func:`tf_twogan.atomic.atomic_write`
     locks its temporary while writing: a writer in another pid namespace, e.g. a
-    container sharing the folder, is recognised so).
+    container sharing the folder, is recognised so).  A temporary folder (a killed
+    SavedModel export's) is removed whole once its writer is dead.
     """
     from .atomic import temporary_suffix
 
@@ -70,9 +72,12 @@ def remove_stray_temporaries(folder: str | os.PathLike, target: str | os.PathLik
     removed = []
     for path in folder.iterdir():
         owner = temporary_owner(path)
-        if owner is None or not path.name.endswith(ending) or path.is_symlink() or not path.is_file() or pid_alive(owner):
+        if owner is None or not path.name.endswith(ending) or path.is_symlink() or pid_alive(owner):
             continue
-        if _remove_unless_locked(path):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        elif path.is_file() and _remove_unless_locked(path):
             removed.append(path)
     return removed
 
