@@ -266,6 +266,15 @@ def test_progress_bars_redraw_on_a_terminal_and_write_a_log_only_its_start_and_e
     with os.fdopen(follower, "w") as terminal:
         for _ in tqdm(range(400), desc="fuse", unit="frame", file=terminal):
             time.sleep(0.001)
-    drawn = os.read(leader, 65536).decode()
+    chunks = []
+    while True:  # everything written, in as many reads as the pty hands it out; EIO once drained
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
     os.close(leader)
+    drawn = b"".join(chunks).decode()
     assert drawn.count("\r") > 2 and "400/400" in drawn
