@@ -307,3 +307,30 @@ def test_int8_export_refuses_a_bad_request_before_loading(argv, words, tmp_path,
     code, err = run_cli(["export", *argv], capsys)
     assert_one_line_error(code, err, "export", words)
     assert files_under(tmp_path) == set()
+
+
+def test_an_onnx_export_with_a_unit_leading_output_axis_is_written_with_the_chains_shape(exported, tmp_path):
+    """tf2onnx, in some processes, leaves out the final Squeeze: ``[1, N, H, W, 1]`` with the right values (seen in CI).
+    Written through the export's ONNX writer, such a graph fuses exactly as the normal export."""
+    import onnx
+
+    from tf_twogan.export import _write_onnx
+    from tf_twogan.runtime import METADATA_KEY
+
+    model = onnx.load(str(exported["onnx"]))
+    normal = "raw:0"  # as tf2onnx names it, before the export renames it fused
+    for node in model.graph.node:
+        node.output[:] = [normal if name == "fused" else name for name in node.output]
+    axes = onnx.numpy_helper.from_array(np.array([0], np.int64), name="unsqueeze_axes")
+    model.graph.initializer.append(axes)
+    model.graph.node.append(onnx.helper.make_node("Unsqueeze", [normal, axes.name], ["Identity:0"]))
+    model.graph.output[0].name = "Identity:0"
+    model.graph.output[0].type.tensor_type.shape.dim.insert(0, onnx.TensorShapeProto.Dimension(dim_value=1))
+    metadata = next(entry.value for entry in model.metadata_props if entry.key == METADATA_KEY)
+    del model.metadata_props[:]
+    onnx.save(model, str(tmp_path / "keras.onnx"))
+    _write_onnx(tmp_path / "keras.onnx", tmp_path / "written.onnx", metadata)
+    ir, vis = colour_pair(tmp_path)
+    expected = RuntimeFuser(exported["onnx"]).fuse_arrays(read_image(ir), read_image(vis), as_float=True)
+    np.testing.assert_array_equal(RuntimeFuser(tmp_path / "written.onnx").fuse_arrays(read_image(ir), read_image(vis), as_float=True), expected)
+    assert output_names("onnx", tmp_path / "written.onnx") == ["fused"]

@@ -316,6 +316,8 @@ def _write_onnx(exported: Path, out: Path, metadata: str) -> None:
 
     model = onnx.load(str(exported))
     produced = model.graph.output[0].name  # tf2onnx's "Identity:0"
+    if len(model.graph.output[0].type.tensor_type.shape.dim) == 5:
+        produced = _squeeze_leading_axis(model, produced)
     for node in model.graph.node:
         for index, name in enumerate(node.output):
             if name == produced:
@@ -325,6 +327,22 @@ def _write_onnx(exported: Path, out: Path, metadata: str) -> None:
     entry.key, entry.value = METADATA_KEY, metadata
     with atomic_write(out) as temporary:
         onnx.save(model, str(temporary))
+
+
+def _squeeze_leading_axis(model, produced: str) -> str:
+    """Drop the unit leading axis of an output ``[1, N, H, W, 1]``; returns the new output's name.
+
+    Some exports (in some processes only, same inputs; the state that decides it was not
+    found) leave tf2onnx's final Squeeze out: the values are right, one axis too many.
+    """
+    import onnx
+
+    axes = onnx.numpy_helper.from_array(np.array([0], np.int64), name="fused_squeeze_axes")
+    model.graph.initializer.append(axes)
+    squeezed = f"{produced}_squeezed"
+    model.graph.node.append(onnx.helper.make_node("Squeeze", [produced, axes.name], [squeezed], name="fused_squeeze"))
+    del model.graph.output[0].type.tensor_type.shape.dim[0]
+    return squeezed
 
 
 def _write_openvino(exported: Path, out: Path, metadata: str) -> None:
