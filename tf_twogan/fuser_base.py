@@ -26,6 +26,7 @@ import numpy as np
 from .colour import LumaImage, merge_luma, split_luma
 from .images import IMAGE_SUFFIXES, ImageError, pair_folders, read_image, resize_box, write_image
 from .locking import remove_stray_temporaries
+from .tiling import auto_tile_side, tile_side
 
 
 class FusedFolder(list):
@@ -161,10 +162,31 @@ class LumaFuser(BaseFuser):
 
     min_size: int
     """Smallest image side the network accepts."""
+    tile: int | None
+    """Output tile side: ``None`` tiles automatically, ``0`` never (:func:`~tf_twogan.tiling.tile_side`)."""
+    widest_layer: int
+    """Channels of the network's widest activation, which sets the automatic tile side."""
 
     @abstractmethod
     def fuse_luma(self, ir: np.ndarray, vis: np.ndarray, progress: bool = False) -> np.ndarray:
         """Fuse two gray images (uint8, or float on 0..255) of the same size; float32 (H, W) on 0..255."""
+
+    @property
+    def auto_tile(self) -> int:
+        """Tile side used automatically (see :func:`~tf_twogan.tiling.auto_tile_side`)."""
+        return auto_tile_side(self.widest_layer)
+
+    def tile_for(self, height: int, width: int) -> int:
+        """The tile side used for an image of this size (the whole image if untiled)."""
+        return tile_side(self.tile, self.auto_tile, height, width)
+
+    @staticmethod
+    def tile_bar(plans: Iterable, height: int, width: int, tile: int, progress: bool) -> Iterable:
+        """``plans`` of an image's tiles, with a bar over them when ``progress`` and there is more than one."""
+        from .console import tqdm
+
+        count = -(-height // tile) * -(-width // tile)
+        return tqdm(plans, total=count, desc="tiles", unit="tile", disable=not progress or count == 1)
 
     def _split_pair(self, ir: np.ndarray, vis: np.ndarray, ir_label: str, vis_label: str) -> tuple[LumaImage, LumaImage]:
         ir_image, vis_image = split_luma(ir, ir_label), split_luma(vis, vis_label)

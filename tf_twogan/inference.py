@@ -28,7 +28,7 @@ import numpy as np
 from .errors import TwoGanError
 from .fuser_base import LumaFuser, check_fuse_paths
 from .precision import PRECISIONS, default_jit_compile
-from .tiling import MIN_TILE, auto_tile_side, plan_tiles, tile_side
+from .tiling import MIN_TILE, plan_tiles
 
 
 class InferenceError(TwoGanError, ValueError):
@@ -182,27 +182,20 @@ class Fuser(LumaFuser):
         return fused[..., 0] * 127.5 + 127.5
 
     @property
-    def auto_tile(self) -> int:
-        """Tile side used automatically (see :func:`~tf_twogan.tiling.auto_tile_side`)."""
-        return auto_tile_side(max(max(g.settings.widths) for g in self.generators))
-
-    def tile_for(self, height: int, width: int) -> int:
-        """The tile side used for an image of this size (the whole image if untiled)."""
-        return tile_side(self.tile, self.auto_tile, height, width)
+    def widest_layer(self) -> int:
+        """Channels of the widest layer of the three generators."""
+        return max(max(g.settings.widths) for g in self.generators)
 
     def fuse_luma(self, ir: np.ndarray, vis: np.ndarray, progress: bool = False) -> np.ndarray:
         """Fuse two gray images (uint8, or float on 0..255) of the same size; float32 (H, W) on 0..255.
 
         ``progress`` shows a bar over the tiles when there is more than one.
         """
-        from .console import tqdm
-
         height, width = ir.shape
         tile = self.tile_for(height, width)
         fused = np.empty((height, width), np.float32)
-        count = -(-height // tile) * -(-width // tile)
         plans = plan_tiles(height, width, tile, self.first_margin, self.second_margin)
-        for plan in tqdm(plans, total=count, desc="tiles", unit="tile", disable=not progress or count == 1):
+        for plan in self.tile_bar(plans, height, width, tile, progress):
             rows, cols = np.ix_(plan.input_rows, plan.input_cols)
             block = np.stack([ir[rows, cols], vis[rows, cols]], axis=-1)[None].astype(np.float32)
             block = (block - np.float32(127.5)) / np.float32(127.5)

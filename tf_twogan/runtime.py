@@ -34,7 +34,7 @@ import numpy as np
 from .errors import TwoGanError
 from .fuser_base import LumaFuser
 from .inference import check_tile
-from .tiling import auto_tile_side, plan_halo_tiles, tile_side
+from .tiling import plan_halo_tiles
 
 METADATA_KEY = "tf_twogan"
 """The key under which each exported file holds its :class:`ChainMetadata` (JSON)."""
@@ -278,24 +278,17 @@ class RuntimeFuser(LumaFuser):
         return self.metadata.min_size
 
     @property
-    def auto_tile(self) -> int:
-        """Tile side used automatically (see :func:`~tf_twogan.tiling.auto_tile_side`)."""
-        return auto_tile_side(self.metadata.widest_layer)
-
-    def tile_for(self, height: int, width: int) -> int:
-        """The tile side used for an image of this size (the whole image if untiled)."""
-        return tile_side(self.tile, self.auto_tile, height, width)
+    def widest_layer(self) -> int:
+        """Channels of the chain's widest layer, as its metadata records."""
+        return self.metadata.widest_layer
 
     def fuse_luma(self, ir: np.ndarray, vis: np.ndarray, progress: bool = False) -> np.ndarray:
         """Fuse two gray images (uint8, or float on 0..255) of the same size; float32 (H, W) on 0..255."""
-        from .console import tqdm
-
         height, width = ir.shape
         tile = self.tile_for(height, width)
         fused = np.empty((height, width), np.float32)
-        count = -(-height // tile) * -(-width // tile)
         plans = plan_halo_tiles(height, width, tile, self.metadata.halo)
-        for plan in tqdm(plans, total=count, desc="tiles", unit="tile", disable=not progress or count == 1):
+        for plan in self.tile_bar(plans, height, width, tile, progress):
             ir_block, vis_block = (np.ascontiguousarray(image[plan.input_rows, plan.input_cols], np.float32)[None, ..., None]
                                    for image in (ir, vis))
             fused[plan.rows, plan.cols] = self.session(ir_block, vis_block)[0, plan.crop_rows, plan.crop_cols, 0]
