@@ -323,10 +323,18 @@ def _write_onnx(exported: Path, out: Path, metadata: str) -> None:
             if name == produced:
                 node.output[index] = OUTPUT_NAME
     model.graph.output[0].name = OUTPUT_NAME
+    write_onnx_model(model, out, metadata)
+
+
+def write_onnx_model(model, out: Path, metadata: str) -> Path:
+    """Save an ONNX ``model`` (an ``onnx.ModelProto``) to ``out`` atomically, ``metadata`` (JSON) under :data:`METADATA_KEY`."""
+    import onnx
+
     entry = model.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, metadata
     with atomic_write(out) as temporary:
         onnx.save(model, str(temporary))
+    return out
 
 
 def _squeeze_leading_axis(model, produced: str) -> str:

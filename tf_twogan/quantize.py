@@ -14,7 +14,6 @@ runs it unchanged.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +21,7 @@ import onnx
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from .atomic import atomic_write
 from .images import pair_folders, read_gray_uint8, split_names
-from .locking import temporary_prefix
-from .runtime import METADATA_KEY
 
 DEFAULT_PAIRS = 8
 """Calibration pairs taken from the TNO training split when no folder is given."""
@@ -65,22 +61,22 @@ class _Pairs(CalibrationDataReader):
 
 def quantize_onnx(float_model: str | os.PathLike, out: str | os.PathLike, pairs: list[tuple[Path, Path]],
                   metadata: str) -> Path:
-    """Write the int8 version of the float32 chain ``float_model`` to ``out`` with ``metadata`` (JSON) inside."""
-    out = Path(out)
-    with tempfile.TemporaryDirectory(prefix=temporary_prefix(), dir=out.parent) as scratch:
-        prepared, quantized = Path(scratch) / "prepared.onnx", Path(scratch) / "int8.onnx"
-        # the chain's reflect padding defeats symbolic shape inference; ONNX's own inference suffices
-        quant_pre_process(str(float_model), str(prepared), skip_symbolic_shape=True)
-        graph = onnx.load(str(prepared)).graph
-        weights = {tensor.name: tuple(tensor.dims) for tensor in graph.initializer}
-        first_convs = [node.name for node in graph.node if node.op_type == "Conv" and weights[node.input[1]][1] == 2]
-        quantize_static(str(prepared), str(quantized), _Pairs(pairs), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        op_types_to_quantize=QUANTIZED_OPS, nodes_to_exclude=first_convs)
-        model = onnx.load(str(quantized))
-        del model.metadata_props[:]
-        entry = model.metadata_props.add()
-        entry.key, entry.value = METADATA_KEY, metadata
-        with atomic_write(out) as temporary:
-            onnx.save(model, str(temporary))
-    return out
+    """Write the int8 version of the float32 chain ``float_model`` to ``out`` with ``metadata`` (JSON) inside.
+
+    The intermediate models go beside ``float_model`` (the export's scratch folder).
+    """
+    from .export import write_onnx_model
+
+    scratch = Path(float_model).parent
+    prepared, quantized = scratch / "prepared.onnx", scratch / "int8.onnx"
+    # the chain's reflect padding defeats symbolic shape inference; ONNX's own inference suffices
+    quant_pre_process(str(float_model), str(prepared), skip_symbolic_shape=True)
+    graph = onnx.load(str(prepared)).graph
+    weights = {tensor.name: tuple(tensor.dims) for tensor in graph.initializer}
+    first_convs = [node.name for node in graph.node if node.op_type == "Conv" and weights[node.input[1]][1] == 2]
+    quantize_static(str(prepared), str(quantized), _Pairs(pairs), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    op_types_to_quantize=QUANTIZED_OPS, nodes_to_exclude=first_convs)
+    model = onnx.load(str(quantized))
+    del model.metadata_props[:]
+    return write_onnx_model(model, Path(out), metadata)
