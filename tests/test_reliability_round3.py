@@ -596,7 +596,7 @@ def _dead_pid() -> int:
     return done.pid
 
 
-@pytest.mark.parametrize("command", ["prepare", "fuse video"])
+@pytest.mark.parametrize("command", [pytest.param("prepare", marks=pytest.mark.needs_data("tno")), "fuse video"])
 def test_a_rerun_removes_the_temporary_a_killed_run_left_and_nothing_else(command, tiny_checkpoint, tmp_path, capsys):
     from helpers import TNO
     from tf_twogan.locking import lock_file
@@ -666,7 +666,7 @@ def test_a_folder_that_is_a_file_is_named_without_errno(tmp_path, capsys):
     assert "Errno" not in err and (tmp_path / "taken").read_text() == "the user's"
 
 
-@pytest.mark.parametrize("command", ["prepare", "evaluate"])
+@pytest.mark.parametrize("command", [pytest.param("prepare", marks=pytest.mark.needs_data("tno")), "evaluate"])
 def test_a_folder_where_an_output_file_goes_is_named_not_its_temporary(command, tmp_path, capsys):
     from helpers import TNO
     from test_reliability import write_png

@@ -25,6 +25,8 @@ from tf_twogan.runtime import METADATA_KEY, ChainMetadata, RuntimeFuser, tflite_
 from tf_twogan.tiling import plan_halo_tiles
 
 SHARP = checkpoint_dir("sharp")
+pytestmark = pytest.mark.needs_data("tno", "roadscene")  # a TNO pair, a RoadScene colour crop, int8 calibration on TNO
+
 SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "litert": ".tflite"}
 RUNTIME_MODULES = {"onnx": "onnxruntime", "openvino": "openvino", "litert": "ai_edge_litert"}
 
